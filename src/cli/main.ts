@@ -1,0 +1,297 @@
+// `opsflow`: start runbooks, follow them, and answer their gates from a terminal.
+import { randomBytes } from 'node:crypto';
+import { userInfo } from 'node:os';
+import { Client, Connection, WorkflowFailedError, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
+import { defaultPayloadConverter } from '@temporalio/common';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { z } from 'zod';
+import { SA_ENVIRONMENT, SA_RELEASE, SA_SERVICE, TASK_QUEUE } from '../common/constants';
+import { name as nameSchema } from '../schemas/common';
+import { WORKFLOWS, workflowEntry } from '../schemas/index';
+import { describeIssues } from '../schemas/validate';
+import { targetFromEnv } from '../temporal/connection';
+import type { RunStatus } from '../workflows/gates';
+import { readInput } from './input';
+import { renderStatus } from './render';
+
+/** Exit codes: 1 the operation failed or was refused, 2 the command line or input was wrong. */
+class CliError extends Error {
+  constructor(message: string, readonly exitCode = 1) {
+    super(message);
+  }
+}
+
+async function connect(): Promise<{ client: Client; connection: Connection }> {
+  const target = targetFromEnv() ?? { address: '127.0.0.1:7233', namespace: process.env.TEMPORAL_NAMESPACE ?? 'default' };
+  try {
+    const connection = await Connection.connect({ address: target.address, tls: target.tls, apiKey: target.apiKey, connectTimeout: '5s' });
+    return { client: new Client({ connection, namespace: target.namespace }), connection };
+  } catch (err) {
+    throw new CliError(`cannot reach Temporal at ${target.address}: ${(err as Error).message} (is \`npm start\` running, or TEMPORAL_ADDRESS set?)`);
+  }
+}
+
+async function withClient<T>(fn: (client: Client) => Promise<T>): Promise<T> {
+  const { client, connection } = await connect();
+  try {
+    return await fn(client);
+  } finally {
+    await connection.close();
+  }
+}
+
+const me = () => process.env.OPSFLOW_USER ?? userInfo().username;
+
+function validated(workflow: string, raw: Record<string, unknown>, overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  const entry = workflowEntry(workflow);
+  const input = { ...raw, ...overrides };
+  const parsed = entry.input.safeParse(input);
+  if (!parsed.success) throw new CliError(`invalid input for ${workflow}:\n${describeIssues(parsed.error).map((p) => `  - ${p}`).join('\n')}`, 2);
+  return input;
+}
+
+async function startRun(client: Client, workflow: string, input: Record<string, unknown>, id?: string): Promise<WorkflowHandle> {
+  const entry = workflowEntry(workflow);
+  const labels = entry.labels(input);
+  const stamp = new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
+  return client.workflow.start(workflow, {
+    taskQueue: process.env.OPSFLOW_TASK_QUEUE ?? TASK_QUEUE,
+    workflowId: id ?? `${workflow}-${labels.environment ?? 'run'}-${stamp}-${randomBytes(2).toString('hex')}`,
+    args: [input],
+    staticSummary: entry.summary(input),
+    typedSearchAttributes: [
+      ...(labels.environment ? [{ key: SA_ENVIRONMENT, value: labels.environment }] : []),
+      ...(labels.service ? [{ key: SA_SERVICE, value: labels.service }] : []),
+      ...(labels.release ? [{ key: SA_RELEASE, value: labels.release }] : []),
+    ],
+  });
+}
+
+function failureMessage(err: unknown): string {
+  let e = err as Error | undefined;
+  const parts: string[] = [];
+  while (e) {
+    if (e.message && !parts.includes(e.message)) parts.push(e.message);
+    e = (e as { cause?: Error }).cause;
+  }
+  return parts.slice(-1)[0] ?? String(err);
+}
+
+async function fetchStatus(handle: WorkflowHandle): Promise<RunStatus | string> {
+  try {
+    return await handle.query<RunStatus>('status');
+  } catch (queryErr) {
+    const d = await handle.describe();
+    if (d.status.name === 'FAILED') {
+      const reason = await handle.result().then(() => '', (err: unknown) => failureMessage(err));
+      return `${d.type} ${d.workflowId}: FAILED\n  ${reason}`;
+    }
+    return `${d.type} ${d.workflowId}: ${d.status.name} (status unavailable: ${failureMessage(queryErr)})`;
+  }
+}
+
+async function progressLine(handle: WorkflowHandle): Promise<string | undefined> {
+  const d = await handle.describe();
+  for (const a of d.raw.pendingActivities ?? []) {
+    const payload = a.heartbeatDetails?.payloads?.[0];
+    if (!payload) continue;
+    const p = defaultPayloadConverter.fromPayload<{ total?: number; done?: number; failed?: number; running?: string[] }>(payload);
+    if (p && typeof p.total === 'number') return `${a.activityType?.name}: ${p.done}/${p.total} hosts done, ${p.failed} failed${p.running?.length ? `, running on ${p.running.slice(0, 5).join(', ')}${p.running.length > 5 ? '…' : ''}` : ''}`;
+  }
+  return undefined;
+}
+
+async function waitForResult(handle: WorkflowHandle): Promise<unknown> {
+  try {
+    return await handle.result();
+  } catch (err) {
+    if (err instanceof WorkflowFailedError) throw new CliError(`${handle.workflowId} failed: ${failureMessage(err)}`);
+    throw err;
+  }
+}
+
+async function answer(id: string, update: 'approve' | 'reject' | 'resolve', payload: Record<string, unknown>, asSignal: boolean): Promise<void> {
+  await withClient(async (client) => {
+    const handle = client.workflow.getHandle(id);
+    if (asSignal) {
+      await handle.signal(update, payload);
+      console.log(`signal ${update} sent to ${id}; check \`opsflow status ${id}\` for refusals`);
+      return;
+    }
+    try {
+      const res = await handle.executeUpdate<{ gate: string; state: string; approvals: number; quorum: number }, [Record<string, unknown>]>(update, { args: [payload] });
+      console.log(`${update}: gate "${res.gate}" is ${res.state}${update === 'approve' ? ` (${res.approvals}/${res.quorum} approvals)` : ''}`);
+    } catch (err) {
+      if (err instanceof WorkflowUpdateFailedError) throw new CliError(`refused: ${failureMessage(err)}`);
+      throw new CliError(`${update} failed: ${failureMessage(err)}`);
+    }
+  });
+}
+
+const collect = (value: string, previous: string[]) => [...previous, value];
+const positiveInt = (v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError('a positive whole number');
+  return n;
+};
+const label = (v: string) => {
+  const r = nameSchema.safeParse(v);
+  if (!r.success) throw new InvalidArgumentError(r.error.issues[0].message);
+  return v;
+};
+
+export function buildCli(): Command {
+  const program = new Command('opsflow')
+    .description('production operations as durable Temporal workflows')
+    .showHelpAfterError()
+    // Before any subcommand is added, so they inherit it: usage errors exit 2, not via process.exit(1).
+    .exitOverride()
+    .addHelpText('after', '\nConnection: TEMPORAL_ADDRESS (default 127.0.0.1:7233), TEMPORAL_NAMESPACE, TEMPORAL_TLS_*, TEMPORAL_API_KEY.\nIdentity for gates: --by, else OPSFLOW_USER, else your login name.');
+
+  const inputOptions = (cmd: Command) =>
+    cmd
+      .option('-i, --input <file>', 'input JSON file (- for stdin)')
+      .option('-s, --set <path=value>', 'set an input field (dotted path; JSON values allowed), repeatable', collect, [] as string[]);
+
+  inputOptions(program.command('start <workflow>').description('start a workflow'))
+    .option('--id <workflowId>', 'workflow id (default: generated)')
+    .option('-w, --wait', 'wait for the result')
+    .action(async (workflow: string, o: { input?: string; set: string[]; id?: string; wait?: boolean }) => {
+      const input = validated(workflow, readInput(o.input, o.set));
+      await withClient(async (client) => {
+        const handle = await startRun(client, workflow, input, o.id);
+        console.log(`started ${workflow} ${handle.workflowId}\n  follow: opsflow watch ${handle.workflowId}`);
+        if (o.wait) console.log(JSON.stringify(await waitForResult(handle), null, 2));
+      });
+    });
+
+  inputOptions(program.command('plan <workflow>').description('dry run: resolve targets and print every command, changing nothing'))
+    .action(async (workflow: string, o: { input?: string; set: string[] }) => {
+      const input = validated(workflow, readInput(o.input, o.set), { dryRun: true });
+      await withClient(async (client) => {
+        const handle = await startRun(client, workflow, input);
+        console.log(JSON.stringify(await waitForResult(handle), null, 2));
+      });
+    });
+
+  program
+    .command('status <workflowId>')
+    .description('the step timeline, open gates and decisions of a run')
+    .option('--json', 'print the raw status object')
+    .action(async (id: string, o: { json?: boolean }) =>
+      withClient(async (client) => {
+        const status = await fetchStatus(client.workflow.getHandle(id));
+        console.log(typeof status === 'string' || !o.json ? (typeof status === 'string' ? status : renderStatus(status)) : JSON.stringify(status, null, 2));
+      }),
+    );
+
+  program
+    .command('watch <workflowId>')
+    .description('follow a run until it ends or waits at a gate')
+    .option('--interval <ms>', 'poll interval', positiveInt, 1000)
+    .action(async (id: string, o: { interval: number }) =>
+      withClient(async (client) => {
+        const handle = client.workflow.getHandle(id);
+        let printedSteps = 0;
+        let lastProgress = '';
+        for (;;) {
+          const status = await fetchStatus(handle);
+          if (typeof status === 'string') {
+            console.log(status);
+            return;
+          }
+          for (const st of status.steps.slice(printedSteps)) console.log(`${st.startedAt.slice(11, 19)} ${st.name}${st.host ? ` @${st.host}` : ''}: ${st.state}${st.error ? ` — ${st.error.split('\n')[0]}` : ''}`);
+          printedSteps = status.steps.filter((s, i) => i < printedSteps || s.state !== 'running').length;
+          const progress = await progressLine(handle);
+          if (progress && progress !== lastProgress) console.log(`  … ${progress}`);
+          lastProgress = progress ?? '';
+          if (status.state !== 'running') {
+            console.log(`\n${renderStatus(status)}`);
+            if (status.state === 'failed') throw new CliError('the run failed');
+            return;
+          }
+          await new Promise((r) => setTimeout(r, o.interval));
+        }
+      }),
+    );
+
+  const gateOptions = (cmd: Command) =>
+    cmd
+      .option('-g, --gate <gate>', 'gate id (needed when several are open)')
+      .option('--by <person>', 'who answers', me())
+      .option('--signal', 'send a signal instead of an update (for servers with updates disabled)');
+
+  gateOptions(program.command('approve <workflowId>').description('approve the open gate'))
+    .option('-c, --comment <text>', 'comment recorded with the decision')
+    .action((id: string, o: { gate?: string; by: string; comment?: string; signal?: boolean }) => answer(id, 'approve', { gate: o.gate, by: o.by, comment: o.comment }, !!o.signal));
+
+  gateOptions(program.command('reject <workflowId>').description('reject the open gate'))
+    .requiredOption('-r, --reason <text>', 'why')
+    .action((id: string, o: { gate?: string; by: string; reason: string; signal?: boolean }) => answer(id, 'reject', { gate: o.gate, by: o.by, reason: o.reason }, !!o.signal));
+
+  gateOptions(program.command('resolve <workflowId>').description('answer a failure gate'))
+    .addOption(new Option('-a, --action <action>', 'what to do').choices(['retry', 'skip', 'abort']).makeOptionMandatory())
+    .option('-c, --comment <text>', 'comment recorded with the decision')
+    .action((id: string, o: { gate?: string; by: string; action: string; comment?: string; signal?: boolean }) => answer(id, 'resolve', { gate: o.gate, by: o.by, action: o.action, comment: o.comment }, !!o.signal));
+
+  program
+    .command('list')
+    .description('recent runs, filtered by the search attributes')
+    .option('-e, --env <environment>', 'OpsEnvironment', label)
+    .option('--service <service>', 'OpsService', label)
+    .option('--release <release>', 'OpsRelease', label)
+    .addOption(new Option('--status <status>', 'execution status').choices(['Running', 'Completed', 'Failed', 'Canceled', 'Terminated', 'TimedOut']))
+    .option('-n, --limit <n>', 'how many', positiveInt, 20)
+    .action(async (o: { env?: string; service?: string; release?: string; status?: string; limit: number }) =>
+      withClient(async (client) => {
+        const clauses = [
+          o.env && `OpsEnvironment = "${o.env}"`,
+          o.service && `OpsService = "${o.service}"`,
+          o.release && `OpsRelease = "${o.release}"`,
+          o.status && `ExecutionStatus = "${o.status}"`,
+        ].filter(Boolean);
+        let n = 0;
+        for await (const wf of client.workflow.list({ query: clauses.join(' AND ') || undefined })) {
+          const env = wf.typedSearchAttributes.get(SA_ENVIRONMENT);
+          console.log(`${wf.startTime.toISOString().slice(0, 19)}  ${wf.status.name.padEnd(10)} ${wf.type.padEnd(18)} ${(env ?? '').padEnd(12)} ${wf.workflowId}`);
+          if (++n >= o.limit) break;
+        }
+        if (!n) console.log('no runs match');
+      }),
+    );
+
+  program
+    .command('schema <workflow>')
+    .description("the JSON Schema of a workflow's input")
+    .action((workflow: string) => console.log(JSON.stringify(z.toJSONSchema(workflowEntry(workflow).input, { io: 'input' }), null, 2)));
+
+  program
+    .command('example <workflow>')
+    .description('a ready-to-paste input for the Temporal UI or --input')
+    .action((workflow: string) => console.log(JSON.stringify(workflowEntry(workflow).example, null, 2)));
+
+  program
+    .command('workflows')
+    .description('the workflows opsflow offers')
+    .action(() => {
+      for (const [name, entry] of Object.entries(WORKFLOWS)) console.log(`${name.padEnd(20)} ${entry.description}`);
+    });
+
+  return program;
+}
+
+export async function runCli(argv: string[]): Promise<number> {
+  try {
+    await buildCli().parseAsync(argv);
+    return 0;
+  } catch (err) {
+    // Commander has already printed its own message (usage errors) or the help.
+    if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
+    console.error(`opsflow: ${err instanceof Error ? err.message : String(err)}`);
+    return err instanceof CliError ? err.exitCode : 1;
+  }
+}
+
+if (require.main === module) {
+  void runCli(process.argv).then((code) => process.exit(code));
+}

@@ -1,0 +1,243 @@
+// The inventory: which hosts exist, how to reach them, and which keys they must present. The worker loads it
+// once at start; a bad file stops the worker with the path and line of every error.
+import { existsSync, readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import path from 'node:path';
+import { LineCounter, parseDocument, isNode } from 'yaml';
+import { z } from 'zod';
+import { name } from '../schemas/common';
+import type { Target } from '../schemas/common';
+
+const hostKey = z
+  .string()
+  .regex(/^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|rsa-sha2-(256|512)) [A-Za-z0-9+/=]+( .*)?$/, 'an OpenSSH public key line such as "ssh-ed25519 AAAA..."');
+
+const connection = {
+  user: z.string().min(1).optional(),
+  port: z.number().int().min(1).max(65535).optional(),
+  /** Private key file; its content is read only by the activity that connects, never put in history. */
+  identityFile: z.string().min(1).optional(),
+  /** Use the SSH agent at $SSH_AUTH_SOCK. */
+  agent: z.boolean().optional(),
+  /** Name of the environment variable holding the key's passphrase. */
+  passphraseEnv: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/).optional(),
+  /** Another host of the same environment to connect through (ProxyJump). */
+  jump: name.optional(),
+};
+
+const hostSchema = z.strictObject({
+  address: z.string().min(1),
+  ...connection,
+  /** Pinned host keys; used instead of the known_hosts file for this host. */
+  hostKeys: z.array(hostKey).min(1).optional(),
+  roles: z.array(name).default([]),
+});
+
+const environmentSchema = z.strictObject({
+  defaults: z.strictObject(connection).default({}),
+  hosts: z.record(name, hostSchema).default({}),
+  groups: z.record(name, z.array(name).min(1)).default({}),
+});
+
+export const inventorySchema = z
+  .strictObject({
+    /** OpenSSH known_hosts file, relative to the inventory file. */
+    knownHosts: z.string().min(1).optional(),
+    defaults: z.strictObject(connection).default({}),
+    environments: z.record(name, environmentSchema).default({}),
+  })
+  .superRefine((inv, ctx) => {
+    for (const [envName, env] of Object.entries(inv.environments)) {
+      for (const [group, members] of Object.entries(env.groups)) {
+        if (group === 'all') ctx.addIssue({ code: 'custom', path: ['environments', envName, 'groups', group], message: '"all" is implicit: every host of the environment' });
+        members.forEach((member, i) => {
+          if (!env.hosts[member]) ctx.addIssue({ code: 'custom', path: ['environments', envName, 'groups', group, i], message: `unknown host "${member}"` });
+        });
+      }
+      for (const [hostName, host] of Object.entries(env.hosts)) {
+        const at = ['environments', envName, 'hosts', hostName];
+        const jump = host.jump ?? env.defaults.jump ?? inv.defaults.jump;
+        if (jump !== undefined && jump !== hostName && !env.hosts[jump]) ctx.addIssue({ code: 'custom', path: [...at, 'jump'], message: `unknown jump host "${jump}"` });
+        if (jumpChain(env, inv.defaults, hostName) === undefined) ctx.addIssue({ code: 'custom', path: [...at, 'jump'], message: 'jump hosts form a loop' });
+        const merged = { ...inv.defaults, ...env.defaults, ...host };
+        if (!merged.identityFile && !merged.agent) ctx.addIssue({ code: 'custom', path: at, message: 'no way to authenticate: set identityFile or agent: true (here or in defaults)' });
+        if (!merged.user) ctx.addIssue({ code: 'custom', path: at, message: 'no user: set user (here or in defaults)' });
+        if (!host.hostKeys && !inv.knownHosts) ctx.addIssue({ code: 'custom', path: at, message: 'no host key to verify against: set hostKeys or the top-level knownHosts file' });
+      }
+    }
+  });
+
+type RawInventory = z.output<typeof inventorySchema>;
+type RawEnvironment = RawInventory['environments'][string];
+type ConnectionDefaults = RawEnvironment['defaults'];
+
+function jumpChain(env: RawEnvironment, defaults: ConnectionDefaults, start: string): string[] | undefined {
+  const chain: string[] = [];
+  let current = start;
+  for (;;) {
+    const host = env.hosts[current];
+    const next = host?.jump ?? env.defaults.jump ?? defaults.jump;
+    if (next === undefined || next === current || !env.hosts[next]) return chain;
+    if (chain.includes(next) || next === start) return undefined;
+    chain.push(next);
+    current = next;
+  }
+}
+
+/** What a workflow may see of a host: enough to audit the run, nothing secret. */
+export interface ResolvedHost {
+  environment: string;
+  name: string;
+  address: string;
+  port: number;
+  user: string;
+}
+
+/** What the SSH layer needs to connect: resolved on the worker, never sent to history. */
+export interface HostConnection extends ResolvedHost {
+  identityFile?: string;
+  agent: boolean;
+  passphraseEnv?: string;
+  hostKeys?: string[];
+  /** Jump hosts, outermost first. */
+  jumps: HostConnection[];
+}
+
+export class InventoryError extends Error {
+  constructor(readonly file: string, readonly problems: string[]) {
+    super(`invalid inventory ${file}:\n${problems.map((p) => `  ${p}`).join('\n')}`);
+    this.name = 'InventoryError';
+  }
+}
+
+export class UnknownTargetError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UnknownTargetError';
+  }
+}
+
+export class Inventory {
+  constructor(
+    private readonly raw: RawInventory,
+    readonly file: string | undefined,
+    readonly knownHostsFile: string | undefined,
+  ) {}
+
+  static empty(): Inventory {
+    return new Inventory(inventorySchema.parse({}), undefined, undefined);
+  }
+
+  environments(): string[] {
+    return Object.keys(this.raw.environments);
+  }
+
+  private environment(environment: string): RawEnvironment {
+    const env = this.raw.environments[environment];
+    if (!env) {
+      const known = this.environments();
+      throw new UnknownTargetError(`unknown environment "${environment}" (the inventory has: ${known.length ? known.join(', ') : 'none'})`);
+    }
+    return env;
+  }
+
+  /** Hosts a target names, in inventory order for groups and roles, in the given order for host lists. */
+  resolve(environment: string, target: Target): ResolvedHost[] {
+    const env = this.environment(environment);
+    let names: string[];
+    if (target.hosts) {
+      const unknown = target.hosts.filter((h) => !env.hosts[h]);
+      if (unknown.length) throw new UnknownTargetError(`unknown host(s) in ${environment}: ${unknown.join(', ')}`);
+      names = target.hosts;
+    } else if (target.group !== undefined) {
+      if (target.group === 'all') names = Object.keys(env.hosts);
+      else if (env.groups[target.group]) names = env.groups[target.group];
+      else throw new UnknownTargetError(`unknown group "${target.group}" in ${environment} (groups: all${Object.keys(env.groups).map((g) => `, ${g}`).join('')})`);
+    } else {
+      const role = target.role as string;
+      names = Object.entries(env.hosts).filter(([, h]) => h.roles.includes(role)).map(([n]) => n);
+      if (!names.length) throw new UnknownTargetError(`no host in ${environment} has role "${role}"`);
+    }
+    return [...new Set(names)].map((n) => this.publicView(environment, n));
+  }
+
+  private publicView(environment: string, hostName: string): ResolvedHost {
+    const c = this.connection(environment, hostName);
+    return { environment, name: c.name, address: c.address, port: c.port, user: c.user };
+  }
+
+  connection(environment: string, hostName: string): HostConnection {
+    const env = this.environment(environment);
+    const host = env.hosts[hostName];
+    if (!host) throw new UnknownTargetError(`unknown host "${hostName}" in ${environment}`);
+    const merged = { ...this.raw.defaults, ...env.defaults, ...stripUndefined(host) };
+    const chain = jumpChain(env, this.raw.defaults, hostName) ?? [];
+    return {
+      environment,
+      name: hostName,
+      address: host.address,
+      port: merged.port ?? 22,
+      user: merged.user as string,
+      identityFile: merged.identityFile ? this.path(merged.identityFile) : undefined,
+      agent: merged.agent ?? false,
+      passphraseEnv: merged.passphraseEnv,
+      hostKeys: host.hostKeys,
+      jumps: chain.reverse().map((j) => ({ ...this.connection(environment, j), jumps: [] })),
+    };
+  }
+
+  private path(p: string): string {
+    if (p.startsWith('~/')) return path.join(homedir(), p.slice(2));
+    return path.resolve(this.file ? path.dirname(this.file) : process.cwd(), p);
+  }
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+export function parseInventory(text: string, file: string): Inventory {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false });
+  const where = (offset: number | undefined) => {
+    if (offset === undefined) return file;
+    const { line, col } = lineCounter.linePos(offset);
+    return `${file}:${line}:${col}`;
+  };
+  if (doc.errors.length) throw new InventoryError(file, doc.errors.map((e) => `${where(e.pos[0])}: ${e.message.split('\n')[0]}`));
+
+  const parsed = inventorySchema.safeParse(doc.toJS() ?? {});
+  if (!parsed.success) {
+    throw new InventoryError(
+      file,
+      parsed.error.issues.map((issue) => {
+        // Point at the deepest node that exists: a missing key is reported at its parent.
+        let node: unknown;
+        for (let depth = issue.path.length; depth >= 0 && !isNode(node); depth--) node = doc.getIn(issue.path.slice(0, depth) as (string | number)[], true);
+        const offset = isNode(node) ? node.range?.[0] : undefined;
+        return `${where(offset)}: ${issue.path.join('.') || '(top)'}: ${issue.message}`;
+      }),
+    );
+  }
+  const knownHosts = parsed.data.knownHosts ? path.resolve(path.dirname(file), parsed.data.knownHosts) : undefined;
+  if (knownHosts && !existsSync(knownHosts)) throw new InventoryError(file, [`${file}: knownHosts: file not found: ${knownHosts}`]);
+  const inventory = new Inventory(parsed.data, file, knownHosts);
+  const missingKeys = inventory
+    .environments()
+    .flatMap((env) => Object.keys(parsed.data.environments[env].hosts).map((h) => inventory.connection(env, h)))
+    .filter((c) => c.identityFile && !existsSync(c.identityFile))
+    .map((c) => `${file}: environments.${c.environment}.hosts.${c.name}: identityFile not found: ${c.identityFile}`);
+  if (missingKeys.length) throw new InventoryError(file, missingKeys);
+  return inventory;
+}
+
+export function loadInventory(file: string): Inventory {
+  const absolute = path.resolve(file);
+  let text: string;
+  try {
+    text = readFileSync(absolute, 'utf8');
+  } catch (err) {
+    throw new InventoryError(absolute, [`${absolute}: ${(err as Error).message}`]);
+  }
+  return parseInventory(text, absolute);
+}

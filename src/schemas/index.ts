@@ -1,0 +1,39 @@
+// Every workflow opsflow offers, with its input schema and a ready-to-paste example. The CLI's `schema`,
+// `example` and `start` read this; the README's examples are tested against it.
+import type { z } from 'zod';
+import { fleetRunInput } from './fleetRun';
+
+export interface WorkflowEntry {
+  description: string;
+  input: z.ZodType;
+  example: Record<string, unknown>;
+  /** One line for the Temporal UI's run list. */
+  summary(input: Record<string, unknown>): string;
+  labels(input: Record<string, unknown>): { environment?: string; service?: string; release?: string };
+}
+
+const str = (v: unknown) => (typeof v === 'string' ? v : undefined);
+
+export const WORKFLOWS: Record<string, WorkflowEntry> = {
+  fleetRun: {
+    description: 'run one command on every host of a group, with concurrency, an error budget and optional approval',
+    input: fleetRunInput,
+    example: {
+      environment: 'staging',
+      target: { group: 'web' },
+      command: ['uname', '-r'],
+      concurrency: 10,
+      maxErrors: '10%',
+      approval: { approvers: ['alice', 'bob'], quorum: 1, timeout: '1h' },
+      requestedBy: 'carol',
+    },
+    summary: (i) => `fleetRun ${str(i.environment) ?? '?'}: ${Array.isArray(i.command) ? i.command.join(' ').slice(0, 80) : '?'}`,
+    labels: (i) => ({ environment: str(i.environment), service: str(i.service) }),
+  },
+};
+
+export function workflowEntry(name: string): WorkflowEntry {
+  const entry = WORKFLOWS[name];
+  if (!entry) throw new Error(`unknown workflow "${name}" (known: ${Object.keys(WORKFLOWS).join(', ')})`);
+  return entry;
+}

@@ -1,0 +1,43 @@
+import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import { createActivities } from '../activities';
+import { SshPool } from '../activities/ssh/pool';
+import { TASK_QUEUE } from '../common/constants';
+import type { Inventory } from '../config/inventory';
+import type { TemporalTarget } from '../temporal/connection';
+
+export interface OpsWorkerOptions {
+  connection: NativeConnection;
+  namespace: string;
+  inventory: Inventory;
+  taskQueue?: string;
+  /** A prebuilt workflow bundle; otherwise the workflows are bundled at start. */
+  workflowBundle?: WorkerOptions['workflowBundle'];
+}
+
+export async function connectWorker(target: TemporalTarget): Promise<NativeConnection> {
+  return NativeConnection.connect({ address: target.address, tls: target.tls, apiKey: target.apiKey });
+}
+
+export async function createOpsWorker(opts: OpsWorkerOptions): Promise<{ worker: Worker; ssh: SshPool }> {
+  const ssh = new SshPool({ knownHostsFile: opts.inventory.knownHostsFile });
+  const worker = await Worker.create({
+    connection: opts.connection,
+    namespace: opts.namespace,
+    taskQueue: opts.taskQueue ?? TASK_QUEUE,
+    ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : { workflowsPath: require.resolve('../workflows') }),
+    activities: createActivities({ inventory: opts.inventory, ssh }),
+    // Fleet batches spend their time waiting on remote hosts, not on this process.
+    maxConcurrentActivityTaskExecutions: 200,
+  });
+  return { worker, ssh };
+}
+
+/** Runs until the worker is shut down (SIGINT/SIGTERM are handled by the SDK), then closes SSH connections. */
+export async function runOpsWorker(opts: OpsWorkerOptions): Promise<void> {
+  const { worker, ssh } = await createOpsWorker(opts);
+  try {
+    await worker.run();
+  } finally {
+    await ssh.closeAll();
+  }
+}

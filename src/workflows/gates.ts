@@ -1,0 +1,470 @@
+// The gate machinery every opsflow workflow shares: approval gates (approve / reject), failure gates
+// (resolve: retry / skip / abort), compensations, and the `status` query that shows all of it.
+//
+// Messages are defined once here. Updates carry validators, so a refused answer (unknown or closed gate,
+// approver not allowed, second vote, four-eyes) is turned away with a message and never reaches history.
+// Signals with the same names and payloads exist for clients that can only signal; a refused signal is
+// recorded in the status instead.
+import {
+  ApplicationFailure,
+  condition,
+  defineQuery,
+  defineSignal,
+  defineUpdate,
+  log,
+  setCurrentDetails,
+  setHandler,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { Duration, SignalDefinition, UpdateDefinition } from '@temporalio/common';
+import { msToNumber } from '@temporalio/common/lib/time';
+import { approveInput, rejectInput, resolveInput, type ApproveInput, type RejectInput, type ResolveInput } from '../schemas/gates';
+import type { ApprovalGateSpec, FailurePolicy } from '../schemas/common';
+import { describeIssues, INVALID_INPUT } from '../schemas/validate';
+
+export type GateState = 'open' | 'approved' | 'rejected' | 'timed-out' | 'retry' | 'skip' | 'abort';
+export type Action = 'approve' | 'reject' | 'retry' | 'skip' | 'abort';
+
+export interface Vote {
+  gate: string;
+  action: Action;
+  by: string;
+  at: string;
+  comment?: string;
+}
+
+export interface GateRecord {
+  id: string;
+  kind: 'approval' | 'failure';
+  prompt: string;
+  /** What the workflow gathered for the person deciding (a health check, the failing hosts). */
+  evidence?: string;
+  /** Empty: anyone may answer. */
+  approvers: string[];
+  quorum: number;
+  fourEyes: boolean;
+  /** Failure gates: the answers this step allows (a step whose result is needed cannot be skipped). */
+  actions?: ('retry' | 'skip' | 'abort')[];
+  state: GateState;
+  openedAt: string;
+  deadline?: string;
+  closedAt?: string;
+  votes: Vote[];
+}
+
+export interface StepRecord {
+  id: number;
+  name: string;
+  host?: string;
+  state: 'running' | 'succeeded' | 'failed' | 'skipped' | 'compensated' | 'compensation-failed';
+  attempt: number;
+  startedAt: string;
+  endedAt?: string;
+  error?: string;
+}
+
+export interface RunStatus {
+  workflow: string;
+  workflowId: string;
+  runId: string;
+  environment?: string;
+  service?: string;
+  release?: string;
+  requestedBy?: string;
+  dryRun: boolean;
+  state: 'running' | 'waiting' | 'succeeded' | 'failed';
+  phase: string;
+  currentStep?: string;
+  steps: StepRecord[];
+  gates: GateRecord[];
+  decisions: Vote[];
+  /** Answers sent as signals that the gate turned away, with the reason. */
+  refused: { message: string; gate: string; by: string; at: string; reason: string }[];
+  error?: string;
+}
+
+export interface VoteResult {
+  gate: string;
+  state: GateState;
+  approvals: number;
+  quorum: number;
+}
+
+export const approveUpdate = defineUpdate<VoteResult, [ApproveInput]>('approve');
+export const rejectUpdate = defineUpdate<VoteResult, [RejectInput]>('reject');
+export const resolveUpdate = defineUpdate<VoteResult, [ResolveInput]>('resolve');
+export const approveSignal = defineSignal<[ApproveInput]>('approve');
+export const rejectSignal = defineSignal<[RejectInput]>('reject');
+export const resolveSignal = defineSignal<[ResolveInput]>('resolve');
+export const statusQuery = defineQuery<RunStatus>('status');
+
+/** Failure types that no operator retry can fix: the run ends at once. */
+const FATAL_TYPES = new Set([INVALID_INPUT, 'UnknownTarget']);
+
+export const SKIPPED = Symbol('skipped');
+
+export interface RunbookOptions {
+  workflow: string;
+  environment?: string;
+  service?: string;
+  release?: string;
+  requestedBy?: string;
+  dryRun: boolean;
+  failure: FailurePolicy;
+}
+
+export type ApprovalOutcome = { approved: true; by: string[] } | { approved: false; reason: string };
+
+class Refused extends Error {}
+
+interface Answer {
+  gate: GateRecord;
+  action: Action;
+  by: string;
+  comment?: string;
+}
+
+const ANSWER_SCHEMAS = { approve: approveInput, reject: rejectInput, resolve: resolveInput };
+
+/** Input schemas check the duration format, so the cast only satisfies the type of Temporal's parser. */
+const ms = (d: string) => msToNumber(d as Duration);
+
+function now(): string {
+  return new Date().toISOString();
+}
+
+function describeError(err: unknown): { message: string; type?: string } {
+  let e: unknown = err;
+  // An activity's failure wraps the ApplicationFailure the activity threw: report the innermost cause.
+  while (e instanceof Error && (e as { cause?: unknown }).cause instanceof Error) e = (e as { cause?: unknown }).cause;
+  if (e instanceof ApplicationFailure) return { message: e.message, type: e.type ?? undefined };
+  return { message: e instanceof Error ? e.message : String(e) };
+}
+
+export class Runbook {
+  readonly status: RunStatus;
+  private readonly compensations: { name: string; fn: () => Promise<void> }[] = [];
+  private nextStepId = 1;
+
+  constructor(private readonly opts: RunbookOptions) {
+    const info = workflowInfo();
+    this.status = {
+      workflow: opts.workflow,
+      workflowId: info.workflowId,
+      runId: info.runId,
+      environment: opts.environment,
+      service: opts.service,
+      release: opts.release,
+      requestedBy: opts.requestedBy,
+      dryRun: opts.dryRun,
+      state: 'running',
+      phase: 'start',
+      steps: [],
+      gates: [],
+      decisions: [],
+      refused: [],
+    };
+    this.installHandlers();
+    this.publish();
+  }
+
+  // ---- answers -------------------------------------------------------------------------------------------
+
+  private installHandlers(): void {
+    setHandler(statusQuery, () => this.status);
+    for (const [message, update, signal] of [
+      ['approve', approveUpdate, approveSignal],
+      ['reject', rejectUpdate, rejectSignal],
+      ['resolve', resolveUpdate, resolveSignal],
+    ] as const) {
+      setHandler(update as UpdateDefinition<VoteResult, [unknown]>, (raw: unknown) => this.apply(this.answer(message, raw)), {
+        validator: (raw: unknown) => void this.answer(message, raw),
+      });
+      setHandler(signal as SignalDefinition<[unknown]>, (raw: unknown) => {
+        try {
+          this.apply(this.answer(message, raw));
+        } catch (err) {
+          if (!(err instanceof Refused)) throw err;
+          const r = (raw ?? {}) as { gate?: unknown; by?: unknown };
+          const refusal = { message, gate: String(r.gate ?? ''), by: String(r.by ?? '?'), at: now(), reason: err.message };
+          log.warn('gate answer refused', refusal);
+          this.status.refused.push(refusal);
+          this.publish();
+        }
+      });
+    }
+  }
+
+  /** Parses and checks an answer; throws Refused with the reason the person answering should read. */
+  private answer(message: 'approve' | 'reject' | 'resolve', raw: unknown): Answer {
+    const parsed = ANSWER_SCHEMAS[message].safeParse(raw);
+    if (!parsed.success) throw new Refused(describeIssues(parsed.error).join('; '));
+    const input = parsed.data as { gate?: string; by: string; comment?: string; reason?: string; action?: 'retry' | 'skip' | 'abort' };
+    const action: Action = message === 'resolve' ? (input.action as Action) : message;
+    return { gate: this.check(action, input), action, by: input.by, comment: input.reason ?? input.comment };
+  }
+
+  private check(action: Action, input: { gate?: string; by: string }): GateRecord {
+    const open = this.status.gates.filter((g) => g.state === 'open');
+    let gate: GateRecord | undefined;
+    if (input.gate === undefined) {
+      if (open.length === 0) throw new Refused('no gate is open');
+      if (open.length > 1) throw new Refused(`several gates are open (${open.map((g) => g.id).join(', ')}): name one`);
+      gate = open[0];
+    } else {
+      gate = [...this.status.gates].reverse().find((g) => g.id === input.gate);
+      if (!gate) throw new Refused(`no gate "${input.gate}"${open.length ? ` (open: ${open.map((g) => g.id).join(', ')})` : ' (none is open)'}`);
+    }
+    if (gate.state !== 'open') {
+      const last = gate.votes[gate.votes.length - 1];
+      throw new Refused(`gate "${gate.id}" is closed: ${gate.state}${last ? ` by ${last.by} at ${last.at}` : ''}`);
+    }
+    const approval = action === 'approve' || action === 'reject';
+    if (approval && gate.kind !== 'approval') throw new Refused(`gate "${gate.id}" is a failure gate: answer it with resolve (retry, skip or abort)`);
+    if (!approval && gate.kind !== 'failure') throw new Refused(`gate "${gate.id}" is an approval gate: answer it with approve or reject`);
+    if (!approval && gate.actions && !gate.actions.includes(action as 'retry')) throw new Refused(`gate "${gate.id}" allows only ${gate.actions.join(' or ')}: this step cannot be skipped`);
+    if (gate.approvers.length && !gate.approvers.includes(input.by)) {
+      throw new Refused(`${input.by} may not answer gate "${gate.id}" (allowed: ${gate.approvers.join(', ')})`);
+    }
+    if (gate.votes.some((v) => v.by === input.by)) throw new Refused(`${input.by} has already voted on gate "${gate.id}"`);
+    if (gate.fourEyes && action === 'approve' && input.by === this.opts.requestedBy) {
+      throw new Refused(`${input.by} started this run; gate "${gate.id}" needs a second person (four eyes)`);
+    }
+    return gate;
+  }
+
+  private apply({ gate, action, by, comment }: Answer): VoteResult {
+    const vote: Vote = { gate: gate.id, action, by, at: now(), ...(comment ? { comment } : {}) };
+    gate.votes.push(vote);
+    this.status.decisions.push(vote);
+    const approvals = gate.votes.filter((v) => v.action === 'approve').length;
+    if (action === 'reject') this.close(gate, 'rejected');
+    else if (action === 'approve') {
+      if (approvals >= gate.quorum) this.close(gate, 'approved');
+    } else this.close(gate, action);
+    log.info('gate answered', { gate: gate.id, action, by });
+    this.publish();
+    return { gate: gate.id, state: gate.state, approvals, quorum: gate.quorum };
+  }
+
+  private close(gate: GateRecord, state: GateState): void {
+    gate.state = state;
+    gate.closedAt = now();
+    if (!this.status.gates.some((g) => g.state === 'open') && this.status.state === 'waiting') this.status.state = 'running';
+  }
+
+  private openGate(gate: Omit<GateRecord, 'id' | 'state' | 'openedAt' | 'votes'> & { id: string }): GateRecord {
+    const uses = this.status.gates.filter((g) => g.id === gate.id || g.id.startsWith(`${gate.id}-`)).length;
+    const record: GateRecord = { ...gate, id: uses ? `${gate.id}-${uses + 1}` : gate.id, state: 'open', openedAt: now(), votes: [] };
+    this.status.gates.push(record);
+    this.status.state = 'waiting';
+    this.publish();
+    return record;
+  }
+
+  // ---- gates ---------------------------------------------------------------------------------------------
+
+  /**
+   * Waits for approval. Reminders and escalation fire on the way; the deadline rejects. The caller decides
+   * what a rejection undoes.
+   */
+  async approval(id: string, spec: ApprovalGateSpec, prompt: string, evidence?: string): Promise<ApprovalOutcome> {
+    const gate = this.openGate({
+      id,
+      kind: 'approval',
+      prompt,
+      evidence,
+      approvers: [...(spec.approvers ?? [])],
+      quorum: spec.quorum,
+      fourEyes: spec.fourEyes,
+      deadline: new Date(Date.now() + ms(spec.timeout)).toISOString(),
+    });
+    log.info('waiting for approval', { gate: gate.id, prompt, approvers: gate.approvers, quorum: gate.quorum, deadline: gate.deadline });
+    const deadline = Date.parse(gate.deadline as string);
+    const remindEvery = spec.remindEvery ? ms(spec.remindEvery) : undefined;
+    let nextReminder = remindEvery ? Date.now() + remindEvery : Infinity;
+    let escalateAt = spec.escalateAfter ? Date.now() + ms(spec.escalateAfter) : Infinity;
+    while (gate.state === 'open') {
+      const wake = Math.min(deadline, nextReminder, escalateAt);
+      if (await condition(() => gate.state !== 'open', Math.max(wake - Date.now(), 1))) break;
+      if (Date.now() >= deadline) {
+        this.close(gate, 'timed-out');
+        this.publish();
+        break;
+      }
+      if (Date.now() >= escalateAt) {
+        escalateAt = Infinity;
+        if (gate.approvers.length) gate.approvers.push(...(spec.escalateTo ?? []).filter((p) => !gate.approvers.includes(p)));
+        log.warn('approval escalated', { gate: gate.id, to: spec.escalateTo ?? [], approvers: gate.approvers });
+        this.publish();
+      }
+      if (remindEvery && Date.now() >= nextReminder) {
+        nextReminder = Date.now() + remindEvery;
+        log.info('approval still pending', { gate: gate.id, approvals: gate.votes.length, quorum: gate.quorum, deadline: gate.deadline });
+      }
+    }
+    if (gate.state === 'approved') return { approved: true, by: gate.votes.map((v) => v.by) };
+    if (gate.state === 'timed-out') return { approved: false, reason: `gate "${gate.id}" timed out after ${spec.timeout} without approval` };
+    const rejection = gate.votes.find((v) => v.action === 'reject');
+    return { approved: false, reason: `gate "${gate.id}" rejected by ${rejection?.by}${rejection?.comment ? `: ${rejection.comment}` : ''}` };
+  }
+
+  /** Asks an operator what to do about a failed step; a timeout aborts. */
+  async failureGate(step: string, error: string, skippable = true): Promise<'retry' | 'skip' | 'abort'> {
+    const policy = this.opts.failure;
+    const actions: ('retry' | 'skip' | 'abort')[] = skippable ? ['retry', 'skip', 'abort'] : ['retry', 'abort'];
+    const gate = this.openGate({
+      id: 'failure',
+      kind: 'failure',
+      actions,
+      prompt: `step "${step}" failed: ${actions.join(', ')}?`,
+      evidence: error,
+      approvers: [...(policy.resolvers ?? [])],
+      quorum: 1,
+      fourEyes: false,
+      deadline: policy.timeout ? new Date(Date.now() + ms(policy.timeout)).toISOString() : undefined,
+    });
+    log.warn('step failed: waiting for resolve', { gate: gate.id, step, error });
+    const answered = policy.timeout ? await condition(() => gate.state !== 'open', ms(policy.timeout)) : (await condition(() => gate.state !== 'open'), true);
+    if (!answered) {
+      this.close(gate, 'timed-out');
+      this.publish();
+      return 'abort';
+    }
+    return gate.state as 'retry' | 'skip' | 'abort';
+  }
+
+  // ---- steps ---------------------------------------------------------------------------------------------
+
+  phase(name: string): void {
+    this.status.phase = name;
+    log.info('phase', { phase: name });
+    this.publish();
+  }
+
+  /**
+   * Runs a step; on failure (after the activity's own retries) the failure policy decides what follows. A step
+   * marked `required` offers only retry or abort, and so always returns its result.
+   */
+  async step<T>(name: string, fn: (attempt: number) => Promise<T>, opts: { host?: string; required: true }): Promise<T>;
+  async step<T>(name: string, fn: (attempt: number) => Promise<T>, opts?: { host?: string; required?: false }): Promise<T | typeof SKIPPED>;
+  async step<T>(name: string, fn: (attempt: number) => Promise<T>, opts: { host?: string; required?: boolean } = {}): Promise<T | typeof SKIPPED> {
+    for (let attempt = 1; ; attempt++) {
+      const step = this.beginStep(name, attempt, opts.host);
+      try {
+        const result = await fn(attempt);
+        this.endStep(step, 'succeeded');
+        return result;
+      } catch (err) {
+        const { message, type } = describeError(err);
+        this.endStep(step, 'failed', message);
+        if ((type && FATAL_TYPES.has(type)) || this.opts.failure.onFailure === 'fail') return this.fail(message, type ?? 'StepFailed', err);
+        const action = await this.failureGate(name, message, !opts.required);
+        if (action === 'skip') {
+          step.state = 'skipped';
+          this.publish();
+          return SKIPPED;
+        }
+        if (action === 'abort') return this.fail(`aborted after "${name}" failed: ${message}`, 'Aborted');
+      }
+    }
+  }
+
+  beginStep(name: string, attempt = 1, host?: string): StepRecord {
+    const step: StepRecord = { id: this.nextStepId++, name, host, state: 'running', attempt, startedAt: now() };
+    this.status.steps.push(step);
+    this.status.currentStep = name;
+    this.publish();
+    return step;
+  }
+
+  /** Records a step that ran elsewhere (inside a batch activity), with the timings it reported. */
+  recordStep(step: Omit<StepRecord, 'id'>): void {
+    this.status.steps.push({ id: this.nextStepId++, ...step });
+    this.publish();
+  }
+
+  endStep(step: StepRecord, state: StepRecord['state'], error?: string): void {
+    step.state = state;
+    step.endedAt = now();
+    if (error) step.error = error;
+    this.publish();
+  }
+
+  /** Registers how to undo what just succeeded; undone in reverse order when the run fails or is aborted. */
+  compensate(name: string, fn: () => Promise<void>): void {
+    this.compensations.push({ name, fn });
+  }
+
+  private async runCompensations(): Promise<string[]> {
+    const failures: string[] = [];
+    while (this.compensations.length) {
+      const { name, fn } = this.compensations.pop() as { name: string; fn: () => Promise<void> };
+      const step = this.beginStep(`undo: ${name}`);
+      try {
+        await fn();
+        this.endStep(step, 'compensated');
+      } catch (err) {
+        const { message } = describeError(err);
+        this.endStep(step, 'compensation-failed', message);
+        failures.push(`${name}: ${message}`);
+      }
+    }
+    return failures;
+  }
+
+  /** Undoes what was done, records the failure and ends the run with it. */
+  async fail(message: string, type: string, cause?: unknown): Promise<never> {
+    const undoFailures = await this.runCompensations();
+    const full = undoFailures.length ? `${message} (and undo failed: ${undoFailures.join('; ')})` : message;
+    this.status.state = 'failed';
+    this.status.error = full;
+    this.status.currentStep = undefined;
+    this.publish();
+    throw ApplicationFailure.create({ message: full, type, nonRetryable: true, cause: cause instanceof Error ? cause : undefined });
+  }
+
+  succeed(): void {
+    this.status.state = 'succeeded';
+    this.status.currentStep = undefined;
+    this.publish();
+  }
+
+  // ---- what the UI shows ---------------------------------------------------------------------------------
+
+  private publish(): void {
+    setCurrentDetails(renderMarkdown(this.status));
+  }
+}
+
+const since = (start: string, end?: string) => (end ? `${((Date.parse(end) - Date.parse(start)) / 1000).toFixed(1)}s` : '…');
+
+/** The step timeline and open gates, as the Temporal UI's "current details" shows them. */
+export function renderMarkdown(s: RunStatus): string {
+  const lines = [
+    `**${s.workflow}** ${[s.environment, s.service, s.release].filter(Boolean).join(' · ')}${s.dryRun ? ' (dry run)' : ''}`,
+    `state: **${s.state}**, phase: ${s.phase}${s.currentStep ? `, step: ${s.currentStep}` : ''}`,
+  ];
+  if (s.error) lines.push(`error: ${s.error}`);
+  for (const g of s.gates.filter((x) => x.state === 'open')) {
+    lines.push(
+      '',
+      `### Waiting at gate \`${g.id}\` (${g.kind})`,
+      g.prompt,
+      ...(g.evidence ? ['', '```', g.evidence.slice(0, 2000), '```'] : []),
+      g.kind === 'approval'
+        ? `approvers: ${g.approvers.length ? g.approvers.join(', ') : 'anyone'}; ${g.votes.filter((v) => v.action === 'approve').length}/${g.quorum} approvals${g.fourEyes ? '; four eyes' : ''}${g.deadline ? `; deadline ${g.deadline}` : ''}`
+        : `answer with resolve: ${(g.actions ?? []).join(', ')}${g.approvers.length ? ` (by ${g.approvers.join(', ')})` : ''}`,
+      `payload: \`{"gate": "${g.id}", "by": "<you>"${g.kind === 'approval' ? '' : `, "action": "${(g.actions ?? ['retry'])[0]}"`}}\``,
+    );
+  }
+  if (s.steps.length) {
+    lines.push('', '| # | step | host | state | took |', '|---|---|---|---|---|');
+    for (const st of s.steps.slice(-30)) lines.push(`| ${st.id} | ${st.name}${st.attempt > 1 ? ` (attempt ${st.attempt})` : ''} | ${st.host ?? ''} | ${st.state} | ${since(st.startedAt, st.endedAt)} |`);
+  }
+  if (s.decisions.length) {
+    lines.push('', 'decisions:');
+    for (const d of s.decisions) lines.push(`- ${d.at} ${d.by} ${d.action} \`${d.gate}\`${d.comment ? `: ${d.comment}` : ''}`);
+  }
+  return lines.join('\n');
+}

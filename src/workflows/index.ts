@@ -1,0 +1,1 @@
+export { fleetRun } from './fleetRun';

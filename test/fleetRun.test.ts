@@ -1,0 +1,264 @@
+// fleetRun against real sshd hosts on loopback and a real Temporal dev server.
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { WorkflowFailedError, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { FleetRunInput } from '../src/schemas/fleetRun';
+import type { fleetRun } from '../src/workflows/fleetRun';
+import type { RunStatus } from '../src/workflows/gates';
+import { fleet, readHostFile, recordHistory, startWorker, testEnv, unique, waitFor, writeInventory } from './support/harness';
+
+let env: TestWorkflowEnvironment;
+let worker: { stop(): Promise<void> };
+const taskQueue = unique('fleetrun');
+
+beforeAll(async () => {
+  env = await testEnv();
+  worker = await startWorker(env, writeInventory({ hosts: { h6: { jump: 'h1' } } }), taskQueue);
+});
+
+afterAll(async () => {
+  await worker?.stop();
+  await env?.teardown();
+});
+
+type FleetHandle = WorkflowHandle<typeof fleetRun>;
+
+function start(input: Partial<FleetRunInput> & Record<string, unknown>, id = unique('fleet')): Promise<FleetHandle> {
+  return env.client.workflow.start<typeof fleetRun>('fleetRun', {
+    taskQueue,
+    workflowId: id,
+    args: [{ environment: 'test', target: { group: 'web' }, command: ['true'], ...input } as FleetRunInput],
+  });
+}
+
+const status = (h: WorkflowHandle) => h.query<RunStatus>('status');
+const openGate = (h: WorkflowHandle, kind: 'approval' | 'failure') => waitFor(async () => (await status(h)).gates.find((g) => g.state === 'open' && g.kind === kind), `an open ${kind} gate`);
+
+async function failureOf(h: WorkflowHandle): Promise<{ message: string; type?: string }> {
+  const err = await h.result().then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(WorkflowFailedError);
+  const cause = (err as WorkflowFailedError).cause as { message: string; type?: string };
+  return { message: cause.message, type: cause.type };
+}
+
+async function refusal(p: Promise<unknown>): Promise<string> {
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(WorkflowUpdateFailedError);
+  return ((err as WorkflowUpdateFailedError).cause as Error).message;
+}
+
+describe('fleetRun', () => {
+  it('runs the command on every host of the group and reports each', async () => {
+    const h = await start({ target: { group: 'app' }, command: ['sh', '-c', 'echo "$OPSFLOW_HOST"; echo warn >&2'] });
+    const result = await h.result();
+    expect(result.ok).toBe(true);
+    expect(result.summary).toMatchObject({ total: 3, succeeded: 3, failed: 0 });
+    expect(result.hosts.map((r) => [r.host, r.stdout.trim(), r.stderr.trim(), r.exitCode])).toEqual([
+      ['h4', 'h4', 'warn', 0],
+      ['h5', 'h5', 'warn', 0],
+      ['h6', 'h6', 'warn', 0],
+    ]);
+    const st = await status(h);
+    expect(st.state).toBe('succeeded');
+    expect(st.steps.filter((s) => s.host).map((s) => s.host)).toEqual(['h4', 'h5', 'h6']);
+    recordHistory(h, 'fleetRun-success');
+  });
+
+  it('passes every argument literally: no shell on the way', async () => {
+    const marker = unique('pwned');
+    const nasty = ['; rm -rf /', `$(touch /tmp/${marker})`, '`id`', "it's \"quoted\"", '*', '\\n', 'a\nb'];
+    const h = await start({ target: { hosts: ['h1'] }, command: ['printf', '%s|', ...nasty] });
+    const result = await h.result();
+    expect(result.hosts[0].stdout).toBe(nasty.map((a) => `${a}|`).join(''));
+    expect(existsSync(`/tmp/${marker}`)).toBe(false);
+  });
+
+  it('honours sudo, cwd and env, and reaches a host through a jump host', async () => {
+    const h = await start({ target: { hosts: ['h2', 'h6'] }, command: ['sh', '-c', 'echo "$(id -u) $(pwd) $GREETING"'], sudo: true, cwd: '/tmp', env: { GREETING: 'hello world' } });
+    const result = await h.result();
+    expect(result.hosts.map((r) => r.stdout.trim())).toEqual(['0 /tmp hello world', '0 /tmp hello world']);
+  });
+
+  it('honours the concurrency limit', async () => {
+    const h = await start({ target: { group: 'all' }, command: ['sleep', '0.4'], concurrency: 2 });
+    const result = await h.result();
+    const spans = result.hosts.map((r) => [Date.parse(r.startedAt ?? ''), Date.parse(r.endedAt ?? '')]);
+    const overlap = Math.max(...spans.map(([s]) => spans.filter(([a, b]) => a <= s && s < b).length));
+    expect(overlap).toBeLessThanOrEqual(2);
+    expect(overlap).toBe(2);
+  });
+
+  it('stops starting hosts past the error budget, and skip finishes with the failures recorded', async () => {
+    const h = await start({
+      target: { group: 'all' },
+      command: ['sh', '-c', 'case "$OPSFLOW_HOST" in h1|h2) echo broken >&2; exit 3;; esac'],
+      concurrency: 1,
+      maxErrors: 1,
+    });
+    const gate = await openGate(h, 'failure');
+    expect(gate.evidence).toContain('h1: exit code 3 — broken');
+    expect(gate.prompt).toContain('retry, skip, abort');
+    await h.executeUpdate('resolve', { args: [{ action: 'skip', by: 'alice' }] });
+    const result = await h.result();
+    expect(result.ok).toBe(false);
+    expect(result.hosts.map((r) => r.state)).toEqual(['failed', 'failed', 'not-started', 'not-started', 'not-started', 'not-started']);
+    expect(result.summary).toMatchObject({ failed: 2, notStarted: 4, skipped: 6 });
+  });
+
+  it('a percentage error budget counts against the number of targets', async () => {
+    const h = await start({ target: { group: 'all' }, command: ['sh', '-c', 'test "$OPSFLOW_HOST" != h1'], concurrency: 1, maxErrors: '20%', failure: { onFailure: 'fail' } });
+    const { message, type } = await failureOf(h);
+    expect(type).toBe('HostsFailed');
+    expect(message).toContain('1 host(s) failed');
+    expect(message).not.toContain('not started');
+  });
+
+  it('a failure gate answered with retry runs the failed hosts again', async () => {
+    const flag = unique('flag');
+    const h = await start({ target: { group: 'web' }, command: ['sh', '-c', `f="$OPSFLOW_HOST_DIR/${flag}"; test "$OPSFLOW_HOST" != h2 || test -e "$f" || { touch "$f"; exit 1; }`] });
+    await openGate(h, 'failure');
+    await h.executeUpdate('resolve', { args: [{ action: 'retry', by: 'alice' }] });
+    const result = await h.result();
+    expect(result.ok).toBe(true);
+    expect(result.summary.succeeded).toBe(3);
+    const st = await status(h);
+    expect(st.steps.filter((s) => s.host === 'h2').map((s) => [s.state, s.attempt])).toEqual([
+      ['failed', 1],
+      ['succeeded', 2],
+    ]);
+    expect(st.decisions).toEqual([expect.objectContaining({ gate: 'failure', action: 'retry', by: 'alice' })]);
+    recordHistory(h, 'fleetRun-retry');
+  });
+
+  it('a failure gate answered with abort ends the run failed', async () => {
+    const h = await start({ command: ['false'] });
+    await openGate(h, 'failure');
+    await h.executeUpdate('resolve', { args: [{ action: 'abort', by: 'alice', comment: 'not today' }] });
+    const { type, message } = await failureOf(h);
+    expect(type).toBe('Aborted');
+    expect(message).toContain('3 host(s) failed');
+  });
+
+  it('an approval gate blocks until the quorum approves; strangers and second votes are refused', async () => {
+    const marker = unique('approved');
+    const h = await start({
+      target: { hosts: ['h3'] },
+      command: ['touch', `${fleet().hosts[2].dir}/root/${marker}`],
+      approval: { approvers: ['alice', 'bob', 'carol'], quorum: 2, fourEyes: true },
+      requestedBy: 'carol',
+    });
+    const gate = await openGate(h, 'approval');
+    expect(gate).toMatchObject({ id: 'run', approvers: ['alice', 'bob', 'carol'], quorum: 2 });
+    expect(gate.prompt).toContain('touch');
+    expect(await refusal(h.executeUpdate('approve', { args: [{ by: 'mallory' }] }))).toContain('mallory may not answer gate "run"');
+    expect(await refusal(h.executeUpdate('approve', { args: [{ by: 'carol' }] }))).toContain('four eyes');
+    expect(await h.executeUpdate('approve', { args: [{ by: 'alice', comment: 'lgtm' }] })).toMatchObject({ state: 'open', approvals: 1, quorum: 2 });
+    expect(await refusal(h.executeUpdate('approve', { args: [{ by: 'alice' }] }))).toContain('alice has already voted');
+    expect(await refusal(h.executeUpdate('resolve', { args: [{ by: 'bob', action: 'retry' }] }))).toContain('approval gate');
+    expect(await refusal(h.executeUpdate('approve', { args: [{ by: 'bob', gate: 'nope' }] }))).toContain('no gate "nope"');
+    expect(await refusal(h.executeUpdate('approve', { args: [{ by: '' }] }))).toContain('by');
+    expect(readHostFile('h3', marker)).toBeUndefined();
+    // Refused updates leave no trace in history.
+    const history = await h.fetchHistory();
+    const accepted = history.events?.filter((e) => e.workflowExecutionUpdateAcceptedEventAttributes) ?? [];
+    expect(accepted).toHaveLength(1);
+
+    await h.executeUpdate('approve', { args: [{ by: 'bob' }] });
+    expect((await h.result()).ok).toBe(true);
+    expect(readHostFile('h3', marker)).toBe('');
+    await expect(h.executeUpdate('approve', { args: [{ by: 'carol', gate: 'run' }] })).rejects.toThrow(/already completed/);
+    recordHistory(h, 'fleetRun-approval');
+  });
+
+  it('signals answer gates too, and a refused signal is recorded with its reason', async () => {
+    const h = await start({ approval: { approvers: ['alice'] } });
+    await openGate(h, 'approval');
+    await h.signal('approve', { by: 'mallory' });
+    await waitFor(async () => (await status(h)).refused.length === 1, 'the refusal to be recorded');
+    await h.signal('approve', { by: 'alice' });
+    expect((await h.result()).ok).toBe(true);
+    const st = await status(h);
+    expect(st.refused[0]).toMatchObject({ by: 'mallory', message: 'approve' });
+    expect(st.refused[0].reason).toContain('may not answer');
+  });
+
+  it('rejection ends the run before anything runs', async () => {
+    const marker = unique('rejected');
+    const h = await start({ target: { hosts: ['h1'] }, command: ['touch', `${fleet().hosts[0].dir}/root/${marker}`], approval: {} });
+    await openGate(h, 'approval');
+    await h.executeUpdate('reject', { args: [{ by: 'bob', reason: 'change freeze' }] });
+    const { type, message } = await failureOf(h);
+    expect(type).toBe('Rejected');
+    expect(message).toContain('rejected by bob: change freeze');
+    expect(readHostFile('h1', marker)).toBeUndefined();
+  });
+
+  it('a gate that times out rejects; it never approves by itself', async () => {
+    const h = await start({ approval: { timeout: '2s' } });
+    const { type, message } = await failureOf(h);
+    expect(type).toBe('Rejected');
+    expect(message).toContain('timed out after 2s');
+    expect((await status(h)).steps.some((s) => s.name.startsWith('run on'))).toBe(false);
+  });
+
+  it('a dry run resolves the targets, lists every command and changes nothing', async () => {
+    const marker = unique('dry');
+    const h = await start({ target: { group: 'web' }, command: ['touch', `/tmp/${marker} x`], dryRun: true, sudo: true });
+    const result = await h.result();
+    expect(result.dryRun).toBe(true);
+    expect(result.plan).toEqual(
+      ['h1', 'h2', 'h3'].map((host, i) => ({ host, address: `opsflow-fleet@127.0.10.${i + 1}:2222`, command: `sudo -n -- touch '/tmp/${marker} x'` })),
+    );
+    expect(existsSync(`/tmp/${marker} x`)).toBe(false);
+  });
+
+  it('kills the remote command when it exceeds its timeout', async () => {
+    const tag = `${Math.floor(Math.random() * 1e6)}.5`;
+    const h = await start({ target: { hosts: ['h1'] }, command: ['sleep', tag], timeout: '1s', failure: { onFailure: 'fail' } });
+    const { message } = await failureOf(h);
+    expect(message).toContain('timed out');
+    await waitFor(() => spawnSync('pgrep', ['-f', `sleep ${tag}`]).status === 1, 'the remote sleep to be killed', 10_000);
+  });
+
+  it('refuses bad input naming each field, before anything runs', async () => {
+    const h = await env.client.workflow.start('fleetRun', { taskQueue, workflowId: unique('bad'), args: [{ environment: '../prod', target: { group: 'web', hosts: ['h1'] }, command: [], concurrency: 0, extra: 1 }] });
+    const { type, message } = await failureOf(h);
+    expect(type).toBe('InvalidInput');
+    for (const field of ['environment:', 'target:', 'command:', 'concurrency:', 'Unrecognized key: "extra"']) expect(message).toContain(field);
+  });
+
+  it('refuses an unknown environment or group with what the inventory has', async () => {
+    const { type, message } = await failureOf(await start({ environment: 'prod' }));
+    expect(type).toBe('UnknownTarget');
+    expect(message).toBe('unknown environment "prod" (the inventory has: test)');
+    expect((await failureOf(await start({ target: { group: 'db' } }))).message).toContain('unknown group "db" in test (groups: all, web, app)');
+  });
+});
+
+describe('host keys', () => {
+  it('refuses a host whose key is unknown, and one whose key changed', async () => {
+    const f = fleet();
+    const partial = `${f.dir}/known_hosts.partial`;
+    writeFileSync(partial, readFileSync(f.knownHostsFile, 'utf8').split('\n').filter((l) => !l.startsWith('[127.0.10.2]')).join('\n'));
+    const h1Key = readFileSync(f.knownHostsFile, 'utf8').split('\n').find((l) => l.startsWith('[127.0.10.1]'))?.split(' ').slice(1).join(' ');
+    const queue = unique('keys');
+    const w = await startWorker(env, writeInventory({ knownHostsFile: partial, hosts: { h3: { hostKeys: [h1Key] } } }), queue);
+    try {
+      const h = await env.client.workflow.start('fleetRun', { taskQueue: queue, workflowId: unique('keys'), args: [{ environment: 'test', target: { group: 'web' }, command: ['true'], failure: { onFailure: 'fail' }, maxErrors: 5 }] });
+      const { message } = await failureOf(h);
+      expect(message).toContain('h2: unknown host key for h2 ([127.0.10.2]:2222): SHA256:');
+      expect(message).toContain('h3: host key for h3 ([127.0.10.3]:2222) does not match');
+      expect(message).not.toContain('h1:');
+    } finally {
+      await w.stop();
+    }
+  });
+});

@@ -1,0 +1,87 @@
+// Test fleet helper: real sshd "hosts" on loopback (127.0.10.<i>), managed by
+// test/fleet/fleet.sh. See test/fleet/README.md.
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import * as path from 'node:path';
+
+export interface FleetHost {
+  name: string;
+  address: string;
+  port: number;
+  dir: string;
+}
+
+export interface Fleet {
+  dir: string;
+  user: string;
+  identityFile: string;
+  knownHostsFile: string;
+  hosts: FleetHost[];
+}
+
+export const FLEET_SCRIPT = path.join(__dirname, '../fleet/fleet.sh');
+export const DEFAULT_FLEET_DIR = '/tmp/opsflow-fleet';
+export const FLEET_USER = 'opsflow-fleet';
+
+/** Runs fleet.sh with the given arguments and returns its stdout. Throws with fleet.sh's stderr on failure. */
+export function fleetScript(...args: string[]): string {
+  try {
+    return execFileSync('bash', [FLEET_SCRIPT, ...args], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+      timeout: 180_000,
+      maxBuffer: 16 * 1024 * 1024,
+    });
+  } catch (err) {
+    const e = err as { status?: number | null; signal?: string | null; stderr?: string | Buffer };
+    const stderr = (e.stderr ?? '').toString().trim();
+    const how = e.signal ? `killed by ${e.signal}` : `exit status ${e.status ?? '?'}`;
+    throw new Error(`fleet.sh ${args.join(' ')} failed (${how})${stderr ? `:\n${stderr}` : ''}`, { cause: err });
+  }
+}
+
+/** Reads DIR/hosts.json of a fleet started earlier (does not start anything). */
+export function readFleet(dir: string = DEFAULT_FLEET_DIR): Fleet {
+  const file = path.join(dir, 'hosts.json');
+  const parsed: unknown = JSON.parse(readFileSync(file, 'utf8'));
+  if (!Array.isArray(parsed)) throw new Error(`${file}: expected a JSON array`);
+  const hosts = parsed.map((h: unknown, i): FleetHost => {
+    const o = h as Partial<FleetHost> | null;
+    if (
+      !o ||
+      typeof o.name !== 'string' ||
+      typeof o.address !== 'string' ||
+      typeof o.port !== 'number' ||
+      typeof o.dir !== 'string'
+    ) {
+      throw new Error(`${file}: bad entry #${i}: ${JSON.stringify(h)}`);
+    }
+    return { name: o.name, address: o.address, port: o.port, dir: o.dir };
+  });
+  return {
+    dir,
+    user: FLEET_USER,
+    identityFile: path.join(dir, 'keys', 'id_ed25519'),
+    knownHostsFile: path.join(dir, 'known_hosts'),
+    hosts,
+  };
+}
+
+/**
+ * Starts (idempotently) a fleet of `count` hosts h1..hN on 127.0.10.1..N:port and
+ * waits until all accept connections. Hosts already running are left alone;
+ * hosts beyond `count` from an earlier, larger fleet in the same dir are stopped.
+ */
+export function startFleet(opts: { count?: number; dir?: string; port?: number } = {}): Fleet {
+  const dir = path.resolve(opts.dir ?? DEFAULT_FLEET_DIR);
+  const args = ['start', '--dir', dir];
+  if (opts.count !== undefined) args.push('--count', String(opts.count));
+  if (opts.port !== undefined) args.push('--port', String(opts.port));
+  fleetScript(...args);
+  return readFleet(dir);
+}
+
+/** Stops every host of the fleet in `dir` (and what runs in their sessions). */
+export function stopFleet(dir: string = DEFAULT_FLEET_DIR): void {
+  fleetScript('stop', '--dir', path.resolve(dir));
+}

@@ -1,0 +1,141 @@
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type { WorkflowHandle } from '@temporalio/client';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { DefaultLogger, Runtime } from '@temporalio/worker';
+import { inject } from 'vitest';
+import { stringify } from 'yaml';
+import { loadInventory } from '../../src/config/inventory';
+import { findTemporalCli } from '../../src/temporal/binary';
+import { createOpsWorker } from '../../src/workers/worker';
+import type { Fleet } from './fleet';
+
+export const ROOT = path.resolve(__dirname, '../..');
+
+// Worker lifecycle chatter at INFO would bury the test report; warnings and errors still show.
+Runtime.install({ logger: new DefaultLogger('WARN') });
+
+export function fleet(): Fleet {
+  return inject('fleet');
+}
+
+export async function testEnv(): Promise<TestWorkflowEnvironment> {
+  return TestWorkflowEnvironment.createFromExistingServer({ address: inject('temporalAddress') });
+}
+
+export const unique = (prefix: string) => `${prefix}-${randomBytes(4).toString('hex')}`;
+
+export interface InventoryOptions {
+  /** Extra fields merged into a host's entry, by host name. */
+  hosts?: Record<string, Record<string, unknown>>;
+  knownHostsFile?: string;
+  groups?: Record<string, string[]>;
+}
+
+/** An inventory for the test fleet: environment `test`, groups `web` (h1-h3) and `app` (h4-h6). */
+export function writeInventory(opts: InventoryOptions = {}): string {
+  const f = fleet();
+  const dir = mkdtempSync(path.join(tmpdir(), 'opsflow-inv-'));
+  const hosts = Object.fromEntries(
+    f.hosts.map((h, i) => [h.name, { address: h.address, roles: i === 0 ? ['blue'] : ['green'], ...(opts.hosts?.[h.name] ?? {}) }]),
+  );
+  for (const [name, extra] of Object.entries(opts.hosts ?? {})) if (!hosts[name]) hosts[name] = extra as (typeof hosts)[string];
+  const file = path.join(dir, 'inventory.yaml');
+  writeFileSync(
+    file,
+    stringify({
+      knownHosts: opts.knownHostsFile ?? f.knownHostsFile,
+      defaults: { user: f.user, port: f.hosts[0].port, identityFile: f.identityFile },
+      environments: {
+        test: {
+          hosts,
+          groups: { web: ['h1', 'h2', 'h3'], app: ['h4', 'h5', 'h6'], ...(opts.groups ?? {}) },
+        },
+      },
+    }),
+  );
+  return file;
+}
+
+/** An in-process worker on its own task queue; stop() shuts it down and waits. */
+export async function startWorker(env: TestWorkflowEnvironment, inventoryFile: string, taskQueue: string) {
+  const { worker, ssh } = await createOpsWorker({
+    connection: env.nativeConnection,
+    namespace: env.namespace ?? 'default',
+    inventory: loadInventory(inventoryFile),
+    taskQueue,
+    workflowBundle: { codePath: inject('workflowBundlePath') },
+  });
+  const running = worker.run();
+  return {
+    async stop() {
+      worker.shutdown();
+      await running;
+      await ssh.closeAll();
+    },
+  };
+}
+
+/** A worker in its own process, as production runs it, so a test can SIGKILL it. */
+export function spawnWorker(inventoryFile: string, taskQueue: string): ChildProcess {
+  const logDir = path.join(ROOT, 'test/artifacts');
+  mkdirSync(logDir, { recursive: true });
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/workers/main.ts', '--inventory', inventoryFile, '--task-queue', taskQueue], {
+    cwd: ROOT,
+    env: { ...process.env, TEMPORAL_ADDRESS: inject('temporalAddress') },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const log: string[] = [];
+  child.stdout?.on('data', (d: Buffer) => log.push(d.toString()));
+  child.stderr?.on('data', (d: Buffer) => log.push(d.toString()));
+  child.on('exit', () => writeFileSync(path.join(logDir, `worker-${taskQueue}-${child.pid}.log`), log.join('')));
+  return child;
+}
+
+/** Polls until `fn` returns a truthy value; bounded, so a broken run fails the test instead of hanging it. */
+export async function waitFor<T>(fn: () => Promise<T> | T, what: string, timeoutMs = 30_000, intervalMs = 100): Promise<NonNullable<T>> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v as NonNullable<T>;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
+
+/** A file in a fleet host's own directory. */
+export function hostFile(host: string, name: string): string {
+  const h = fleet().hosts.find((x) => x.name === host);
+  if (!h) throw new Error(`no fleet host ${host}`);
+  return path.join(h.dir, 'root', name);
+}
+
+export function readHostFile(host: string, name: string): string | undefined {
+  try {
+    return readFileSync(hostFile(host, name), 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * With OPSFLOW_RECORD_HISTORIES=1, saves the run's history under test/histories for the replay test, which
+ * then proves that later workflow code still replays it. The JSON is what the Temporal CLI and UI export.
+ */
+export function recordHistory(handle: WorkflowHandle, name: string): void {
+  if (process.env.OPSFLOW_RECORD_HISTORIES !== '1') return;
+  const cli = findTemporalCli();
+  if (!cli) throw new Error('recording histories needs the temporal CLI');
+  const json = execFileSync(cli, ['workflow', 'show', '--workflow-id', handle.workflowId, '--address', inject('temporalAddress'), '--output', 'json'], { encoding: 'utf8' });
+  const dir = path.join(ROOT, 'test/histories');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(path.join(dir, `${name}.json`), json);
+}
