@@ -2,6 +2,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { WorkflowFailedError, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
+import { workflowMetadataQuery } from '@temporalio/workflow';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FleetRunInput } from '../src/schemas/fleetRun';
@@ -226,6 +227,28 @@ describe('fleetRun', () => {
     const { message } = await failureOf(h);
     expect(message).toContain('timed out');
     await waitFor(() => spawnSync('pgrep', ['-f', `sleep ${tag}`]).status === 1, 'the remote sleep to be killed', 10_000);
+  });
+
+  it('cancelling the run kills the remote command', async () => {
+    const tag = `${Math.floor(Math.random() * 1e6)}.25`;
+    const h = await start({ target: { hosts: ['h2'] }, command: ['sleep', tag] });
+    await waitFor(() => spawnSync('pgrep', ['-f', `sleep ${tag}`]).status === 0, 'the remote sleep to start');
+    await h.cancel();
+    const err = await h.result().then(() => undefined, (e: unknown) => e);
+    expect((err as WorkflowFailedError).cause?.name).toBe('CancelledFailure');
+    await waitFor(() => spawnSync('pgrep', ['-f', `sleep ${tag}`]).status === 1, 'the remote sleep to be killed', 10_000);
+  });
+
+  it('escalation widens the approvers after its delay; the UI shows the gate in the current details', async () => {
+    const h = await start({ approval: { approvers: ['alice'], remindEvery: '1s', escalateAfter: '2s', escalateTo: ['dave'] } });
+    await openGate(h, 'approval');
+    const details = (await h.query(workflowMetadataQuery)).currentDetails ?? '';
+    expect(details).toContain('Waiting at gate `run` (approval)');
+    expect(details).toContain('approvers: alice');
+    expect(await refusal(h.executeUpdate('approve', { args: [{ by: 'dave' }] }))).toContain('dave may not answer');
+    await waitFor(async () => (await status(h)).gates[0].approvers.includes('dave'), 'the escalation', 15_000);
+    await h.executeUpdate('approve', { args: [{ by: 'dave' }] });
+    expect((await h.result()).ok).toBe(true);
   });
 
   it('refuses bad input naming each field, before anything runs', async () => {

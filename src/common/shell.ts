@@ -3,11 +3,14 @@
 
 const SAFE = /^[A-Za-z0-9_\-+=/.,:@%]+$/;
 
+const singleQuoted = (arg: string) => `'${arg.replace(/'/g, `'\\''`)}'`;
+
 export function quote(arg: string): string {
   if (arg.length > 0 && SAFE.test(arg)) return arg;
-  return `'${arg.replace(/'/g, `'\\''`)}'`;
+  return singleQuoted(arg);
 }
 
 export function quoteArgv(argv: readonly string[]): string {
-  return argv.map(quote).join(' ');
+  // An unquoted first word such as `A=1` is a variable assignment, not the program: quote it.
+  return argv.map((arg, i) => (i === 0 && arg.includes('=') ? singleQuoted(arg) : quote(arg))).join(' ');
 }

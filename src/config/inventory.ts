@@ -3,7 +3,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import path from 'node:path';
-import { LineCounter, parseDocument, isNode } from 'yaml';
+import { LineCounter, parseDocument, isMap, isNode, isScalar } from 'yaml';
 import { z } from 'zod';
 import { name } from '../schemas/common';
 import type { Target } from '../schemas/common';
@@ -214,20 +214,29 @@ export function parseInventory(text: string, file: string): Inventory {
         // Point at the deepest node that exists: a missing key is reported at its parent.
         let node: unknown;
         for (let depth = issue.path.length; depth >= 0 && !isNode(node); depth--) node = doc.getIn(issue.path.slice(0, depth) as (string | number)[], true);
-        const offset = isNode(node) ? node.range?.[0] : undefined;
+        let offset = isNode(node) ? node.range?.[0] : undefined;
+        // An unknown key (a typo such as `adress`) is pointed at itself, not at the start of its mapping.
+        if (issue.code === 'unrecognized_keys' && isMap(node)) {
+          const key = node.items.find((pair) => isScalar(pair.key) && pair.key.value === issue.keys[0])?.key;
+          if (isNode(key)) offset = key.range?.[0] ?? offset;
+        }
         return `${where(offset)}: ${issue.path.join('.') || '(top)'}: ${issue.message}`;
       }),
     );
   }
   const knownHosts = parsed.data.knownHosts ? path.resolve(path.dirname(file), parsed.data.knownHosts) : undefined;
-  if (knownHosts && !existsSync(knownHosts)) throw new InventoryError(file, [`${file}: knownHosts: file not found: ${knownHosts}`]);
   const inventory = new Inventory(parsed.data, file, knownHosts);
-  const missingKeys = inventory
+  // Missing files are reported together, so one edit fixes them all.
+  const missingFiles = inventory
     .environments()
     .flatMap((env) => Object.keys(parsed.data.environments[env].hosts).map((h) => inventory.connection(env, h)))
     .filter((c) => c.identityFile && !existsSync(c.identityFile))
     .map((c) => `${file}: environments.${c.environment}.hosts.${c.name}: identityFile not found: ${c.identityFile}`);
-  if (missingKeys.length) throw new InventoryError(file, missingKeys);
+  if (knownHosts && !existsSync(knownHosts)) {
+    const node = doc.get('knownHosts', true);
+    missingFiles.unshift(`${where(isNode(node) ? node.range?.[0] : undefined)}: knownHosts: file not found: ${knownHosts}`);
+  }
+  if (missingFiles.length) throw new InventoryError(file, missingFiles);
   return inventory;
 }
 

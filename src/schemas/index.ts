@@ -1,6 +1,7 @@
 // Every workflow opsflow offers, with its input schema and a ready-to-paste example. The CLI's `schema`,
 // `example` and `start` read this; the README's examples are tested against it.
 import type { z } from 'zod';
+import fleetRunExample from '../../examples/fleetRun.json';
 import { fleetRunInput } from './fleetRun';
 
 export interface WorkflowEntry {
@@ -18,15 +19,7 @@ export const WORKFLOWS: Record<string, WorkflowEntry> = {
   fleetRun: {
     description: 'run one command on every host of a group, with concurrency, an error budget and optional approval',
     input: fleetRunInput,
-    example: {
-      environment: 'staging',
-      target: { group: 'web' },
-      command: ['uname', '-r'],
-      concurrency: 10,
-      maxErrors: '10%',
-      approval: { approvers: ['alice', 'bob'], quorum: 1, timeout: '1h' },
-      requestedBy: 'carol',
-    },
+    example: fleetRunExample,
     summary: (i) => `fleetRun ${str(i.environment) ?? '?'}: ${Array.isArray(i.command) ? i.command.join(' ').slice(0, 80) : '?'}`,
     labels: (i) => ({ environment: str(i.environment), service: str(i.service) }),
   },

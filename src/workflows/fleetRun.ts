@@ -1,4 +1,4 @@
-import { proxyActivities, upsertSearchAttributes } from '@temporalio/workflow';
+import { ActivityCancellationType, isCancellation, proxyActivities, upsertSearchAttributes } from '@temporalio/workflow';
 import { msToNumber } from '@temporalio/common/lib/time';
 import type { Duration } from '@temporalio/common';
 import type { Activities } from '../activities';
@@ -71,6 +71,8 @@ export async function fleetRun(rawInput: FleetRunInput): Promise<FleetRunResult>
       startToCloseTimeout: timeoutMs * waves + 60_000,
       // A crashed worker is noticed within the heartbeat timeout; the retry collects what already ran.
       heartbeatTimeout: '10s',
+      // A cancelled run ends only after the remote processes were told to stop.
+      cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
       retry: { initialInterval: '1s', maximumInterval: '10s', maximumAttempts: 10, nonRetryableErrorTypes: NON_RETRYABLE },
     });
     const step = rb.beginStep(`run on ${pending.length} host(s)`, round);
@@ -78,6 +80,10 @@ export async function fleetRun(rawInput: FleetRunInput): Promise<FleetRunResult>
     try {
       batch = await runOnHosts({ hosts: pending, command, step: `run#${round}`, concurrency: input.concurrency, maxErrors: budget, timeoutMs, capBytes: hosts.length > 10 ? 2048 : 16384 });
     } catch (err) {
+      if (isCancellation(err)) {
+        rb.endStep(step, 'failed', 'cancelled');
+        throw err;
+      }
       const message = err instanceof Error ? (err.cause instanceof Error ? err.cause.message : err.message) : String(err);
       batch = pending.map((h) => ({ ...(results.get(h.name) as HostRunResult), state: 'failed', error: { type: 'ActivityFailed', message } }));
     }

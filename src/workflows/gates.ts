@@ -11,6 +11,7 @@ import {
   defineQuery,
   defineSignal,
   defineUpdate,
+  isCancellation,
   log,
   setCurrentDetails,
   setHandler,
@@ -358,6 +359,8 @@ export class Runbook {
       } catch (err) {
         const { message, type } = describeError(err);
         this.endStep(step, 'failed', message);
+        // A cancelled run is not a failed step: no operator is asked, the cancellation goes on up.
+        if (isCancellation(err)) throw err;
         if ((type && FATAL_TYPES.has(type)) || this.opts.failure.onFailure === 'fail') return this.fail(message, type ?? 'StepFailed', err);
         const action = await this.failureGate(name, message, !opts.required);
         if (action === 'skip') {

@@ -80,19 +80,19 @@ export async function startWorker(env: TestWorkflowEnvironment, inventoryFile: s
 }
 
 /** A worker in its own process, as production runs it, so a test can SIGKILL it. */
-export function spawnWorker(inventoryFile: string, taskQueue: string): ChildProcess {
+export function spawnWorker(inventoryFile: string, taskQueue: string, extraEnv: Record<string, string> = {}): ChildProcess & { output: () => string } {
   const logDir = path.join(ROOT, 'test/artifacts');
   mkdirSync(logDir, { recursive: true });
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/workers/main.ts', '--inventory', inventoryFile, '--task-queue', taskQueue], {
     cwd: ROOT,
-    env: { ...process.env, TEMPORAL_ADDRESS: inject('temporalAddress') },
+    env: { ...process.env, TEMPORAL_ADDRESS: inject('temporalAddress'), ...extraEnv },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const log: string[] = [];
   child.stdout?.on('data', (d: Buffer) => log.push(d.toString()));
   child.stderr?.on('data', (d: Buffer) => log.push(d.toString()));
   child.on('exit', () => writeFileSync(path.join(logDir, `worker-${taskQueue}-${child.pid}.log`), log.join('')));
-  return child;
+  return Object.assign(child, { output: () => log.join('') });
 }
 
 /** Polls until `fn` returns a truthy value; bounded, so a broken run fails the test instead of hanging it. */

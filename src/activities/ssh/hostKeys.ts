@@ -49,7 +49,8 @@ function globMatch(pattern: string, name: string): boolean {
 function patternMatches(pattern: string, name: string): boolean {
   if (pattern.startsWith('|1|')) {
     const [, , salt, hash] = pattern.split('|');
-    return createHmac('sha1', Buffer.from(salt, 'base64')).update(name).digest('base64') === hash;
+    // OpenSSH hashes the lowercased name; plain patterns already match case-insensitively.
+    return createHmac('sha1', Buffer.from(salt, 'base64')).update(name.toLowerCase()).digest('base64') === hash;
   }
   return globMatch(pattern, name);
 }

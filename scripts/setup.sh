@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Everything `npm start` (setup.sh start) or `npm test` (setup.sh test) needs on a fresh Debian machine,
+# installed only when missing, so running it again costs well under a second.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mode=${1:-start}
+
+say() { printf 'opsflow setup: %s\n' "$*" >&2; }
+
+# Node dependencies: installed when node_modules is missing or older than the lockfile.
+if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules/.package-lock.json ]]; then
+  say "npm ci"
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+
+# The Temporal CLI (dev server + Web UI), found as the project finds it: TEMPORAL_CLI_PATH, PATH, $(go env GOPATH)/bin.
+# Without it and without Go, `npm start` falls back to the SDK's own download, which needs the internet.
+temporal_cli() {
+  if [[ -n "${TEMPORAL_CLI_PATH:-}" && -x "$TEMPORAL_CLI_PATH" ]]; then echo "$TEMPORAL_CLI_PATH"; return; fi
+  command -v temporal 2>/dev/null && return
+  command -v go >/dev/null || return 0
+  local gobin; gobin="$(go env GOPATH)/bin/temporal"
+  [[ -x "$gobin" ]] && echo "$gobin"
+  return 0
+}
+if [[ -z "$(temporal_cli)" ]] && command -v go >/dev/null; then
+  say "building the temporal CLI: go install github.com/temporalio/cli/cmd/temporal@v1.5.1 (a few minutes, once)"
+  go install github.com/temporalio/cli/cmd/temporal@v1.5.1
+fi
+
+[[ "$mode" == test ]] || exit 0
+
+# The test suite drives real servers: sshd hosts (with sudo for the sudo tests) on loopback.
+packages=(openssh-server openssh-client sudo procps)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null; then
+    say "the tests need these Debian packages: ${missing[*]} (and root, to run the sshd test fleet)"
+    exit 1
+  fi
+  say "apt-get install ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+if [[ $(id -u) -ne 0 ]]; then
+  say "the tests start sshd hosts and create their user: run them as root (or in a container/VM)"
+  exit 1
+fi
