@@ -1,5 +1,6 @@
 import type { Inventory } from '../config/inventory';
 import { createFleetActivities } from './fleet';
+import { createReleaseActivities } from './release';
 import type { SshPool } from './ssh/pool';
 
 export interface ActivityDeps {
@@ -8,7 +9,7 @@ export interface ActivityDeps {
 }
 
 export function createActivities(deps: ActivityDeps) {
-  return { ...createFleetActivities(deps) };
+  return { ...createFleetActivities(deps), ...createReleaseActivities(deps) };
 }
 
 export type Activities = ReturnType<typeof createActivities>;

@@ -25,7 +25,12 @@ export function readInput(file: string | undefined, sets: string[]): Record<stri
   let input: Record<string, unknown> = {};
   if (file) {
     const text = readFileSync(file === '-' ? 0 : file, 'utf8');
-    const parsed = JSON.parse(text) as unknown;
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch (err) {
+      throw new Error(`${file}: not JSON: ${(err as Error).message}`);
+    }
     if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error(`${file}: the input must be one JSON object`);
     input = parsed as Record<string, unknown>;
   }

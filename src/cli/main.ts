@@ -7,7 +7,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { z } from 'zod';
 import { SA_ENVIRONMENT, SA_RELEASE, SA_SERVICE, TASK_QUEUE } from '../common/constants';
 import { name as nameSchema } from '../schemas/common';
-import { WORKFLOWS, workflowEntry } from '../schemas/index';
+import { WORKFLOWS, workflowEntry, type WorkflowEntry } from '../schemas/index';
 import { describeIssues } from '../schemas/validate';
 import { targetFromEnv } from '../temporal/connection';
 import type { RunStatus } from '../workflows/gates';
@@ -42,9 +42,26 @@ async function withClient<T>(fn: (client: Client) => Promise<T>): Promise<T> {
 
 const me = () => process.env.OPSFLOW_USER ?? userInfo().username;
 
-function validated(workflow: string, raw: Record<string, unknown>, overrides: Record<string, unknown> = {}): Record<string, unknown> {
-  const entry = workflowEntry(workflow);
-  const input = { ...raw, ...overrides };
+/** An unknown workflow name is a command-line mistake: exit 2. */
+function entryOf(workflow: string): WorkflowEntry {
+  try {
+    return workflowEntry(workflow);
+  } catch (err) {
+    throw new CliError((err as Error).message, 2);
+  }
+}
+
+/** The input from --input and --set, checked against the workflow's schema; any problem exits 2. */
+function validated(workflow: string, o: { input?: string; set: string[] }, overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  const entry = entryOf(workflow);
+  let raw: Record<string, unknown>;
+  try {
+    raw = readInput(o.input, o.set);
+  } catch (err) {
+    throw new CliError((err as Error).message, 2);
+  }
+  // The operator starting the run is its requester unless the input names one, so four eyes just works.
+  const input = { requestedBy: me(), ...raw, ...overrides };
   const parsed = entry.input.safeParse(input);
   if (!parsed.success) throw new CliError(`invalid input for ${workflow}:\n${describeIssues(parsed.error).map((p) => `  - ${p}`).join('\n')}`, 2);
   return input;
@@ -157,7 +174,7 @@ export function buildCli(): Command {
     .option('--id <workflowId>', 'workflow id (default: generated)')
     .option('-w, --wait', 'wait for the result')
     .action(async (workflow: string, o: { input?: string; set: string[]; id?: string; wait?: boolean }) => {
-      const input = validated(workflow, readInput(o.input, o.set));
+      const input = validated(workflow, o);
       await withClient(async (client) => {
         const handle = await startRun(client, workflow, input, o.id);
         console.log(`started ${workflow} ${handle.workflowId}\n  follow: opsflow watch ${handle.workflowId}`);
@@ -167,7 +184,7 @@ export function buildCli(): Command {
 
   inputOptions(program.command('plan <workflow>').description('dry run: resolve targets and print every command, changing nothing'))
     .action(async (workflow: string, o: { input?: string; set: string[] }) => {
-      const input = validated(workflow, readInput(o.input, o.set), { dryRun: true });
+      const input = validated(workflow, o, { dryRun: true });
       await withClient(async (client) => {
         const handle = await startRun(client, workflow, input);
         console.log(JSON.stringify(await waitForResult(handle), null, 2));
@@ -192,7 +209,7 @@ export function buildCli(): Command {
     .action(async (id: string, o: { interval: number }) =>
       withClient(async (client) => {
         const handle = client.workflow.getHandle(id);
-        let printedSteps = 0;
+        const printed = new Set<number>();
         let lastProgress = '';
         for (;;) {
           const status = await fetchStatus(handle);
@@ -200,8 +217,11 @@ export function buildCli(): Command {
             console.log(status);
             return;
           }
-          for (const st of status.steps.slice(printedSteps)) console.log(`${st.startedAt.slice(11, 19)} ${st.name}${st.host ? ` @${st.host}` : ''}: ${st.state}${st.error ? ` — ${st.error.split('\n')[0]}` : ''}`);
-          printedSteps = status.steps.filter((s, i) => i < printedSteps || s.state !== 'running').length;
+          // A step is printed once it has ended; a running one shows up in the progress line meanwhile.
+          for (const st of status.steps.filter((x) => x.state !== 'running' && !printed.has(x.id))) {
+            printed.add(st.id);
+            console.log(`${st.startedAt.slice(11, 19)} ${st.name}${st.host ? ` @${st.host}` : ''}: ${st.state}${st.error ? ` — ${st.error.split('\n')[0]}` : ''}`);
+          }
           const progress = await progressLine(handle);
           if (progress && progress !== lastProgress) console.log(`  … ${progress}`);
           lastProgress = progress ?? '';
@@ -263,12 +283,12 @@ export function buildCli(): Command {
   program
     .command('schema <workflow>')
     .description("the JSON Schema of a workflow's input")
-    .action((workflow: string) => console.log(JSON.stringify(z.toJSONSchema(workflowEntry(workflow).input, { io: 'input' }), null, 2)));
+    .action((workflow: string) => console.log(JSON.stringify(z.toJSONSchema(entryOf(workflow).input, { io: 'input' }), null, 2)));
 
   program
     .command('example <workflow>')
     .description('a ready-to-paste input for the Temporal UI or --input')
-    .action((workflow: string) => console.log(JSON.stringify(workflowEntry(workflow).example, null, 2)));
+    .action((workflow: string) => console.log(JSON.stringify(entryOf(workflow).example, null, 2)));
 
   program
     .command('workflows')

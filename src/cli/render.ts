@@ -31,6 +31,6 @@ export function renderStatus(s: RunStatus): string {
   const closed = s.gates.filter((g) => g.state !== 'open');
   if (closed.length) out.push('', 'gates:', ...closed.map((g) => `  ${g.id} (${g.kind}): ${g.state}${g.closedAt ? ` at ${time(g.closedAt)}` : ''}`));
   if (s.decisions.length) out.push('', 'decisions:', ...s.decisions.map((d) => `  ${d.at} ${d.by} ${d.action} ${d.gate}${d.comment ? `: ${d.comment}` : ''}`));
-  if (s.refused.length) out.push('', 'refused answers:', ...s.refused.map((r) => `  ${r.at} ${r.by} ${r.message} ${r.gate}: ${r.reason}`));
+  if (s.refused.length) out.push('', 'refused answers:', ...s.refused.map((r) => `  ${r.at} ${r.by} ${r.message}${r.gate ? ` ${r.gate}` : ''}: ${r.reason}`));
   return out.join('\n');
 }

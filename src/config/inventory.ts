@@ -7,6 +7,7 @@ import { LineCounter, parseDocument, isMap, isNode, isScalar } from 'yaml';
 import { z } from 'zod';
 import { name } from '../schemas/common';
 import type { Target } from '../schemas/common';
+import { nodeService, serviceSchema, type NodeService, type ServiceConfig } from './services';
 
 const hostKey = z
   .string()
@@ -31,12 +32,15 @@ const hostSchema = z.strictObject({
   /** Pinned host keys; used instead of the known_hosts file for this host. */
   hostKeys: z.array(hostKey).min(1).optional(),
   roles: z.array(name).default([]),
+  /** Per-host values that services use as {placeholders}, like Ansible's host variables. */
+  vars: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'a variable name'), z.string()).default({}),
 });
 
 const environmentSchema = z.strictObject({
   defaults: z.strictObject(connection).default({}),
   hosts: z.record(name, hostSchema).default({}),
   groups: z.record(name, z.array(name).min(1)).default({}),
+  services: z.record(name, serviceSchema).default({}),
 });
 
 export const inventorySchema = z
@@ -63,6 +67,24 @@ export const inventorySchema = z
         if (!merged.identityFile && !merged.agent) ctx.addIssue({ code: 'custom', path: at, message: 'no way to authenticate: set identityFile or agent: true (here or in defaults)' });
         if (!merged.user) ctx.addIssue({ code: 'custom', path: at, message: 'no user: set user (here or in defaults)' });
         if (!host.hostKeys && !inv.knownHosts) ctx.addIssue({ code: 'custom', path: at, message: 'no host key to verify against: set hostKeys or the top-level knownHosts file' });
+      }
+      for (const [serviceName, service] of Object.entries(env.services)) {
+        const at = ['environments', envName, 'services', serviceName];
+        service.nodes.forEach((node, i) => {
+          if (!env.hosts[node]) ctx.addIssue({ code: 'custom', path: [...at, 'nodes', i], message: `unknown host "${node}"` });
+          else {
+            try {
+              nodeService(service, node, env.hosts[node].address, env.hosts[node].vars);
+            } catch (err) {
+              ctx.addIssue({ code: 'custom', path: at, message: `on ${node}: ${(err as Error).message}` });
+            }
+          }
+        });
+        if (!service.nodes.includes(service.blue)) ctx.addIssue({ code: 'custom', path: [...at, 'blue'], message: `"${service.blue}" is not one of the nodes` });
+        if (service.haproxy?.via && !env.hosts[service.haproxy.via]) ctx.addIssue({ code: 'custom', path: [...at, 'haproxy', 'via'], message: `unknown host "${service.haproxy.via}"` });
+        for (const node of Object.keys(service.haproxy?.servers ?? {})) {
+          if (!service.nodes.includes(node)) ctx.addIssue({ code: 'custom', path: [...at, 'haproxy', 'servers', node], message: `"${node}" is not one of the nodes` });
+        }
       }
     }
   });
@@ -164,6 +186,26 @@ export class Inventory {
   private publicView(environment: string, hostName: string): ResolvedHost {
     const c = this.connection(environment, hostName);
     return { environment, name: c.name, address: c.address, port: c.port, user: c.user };
+  }
+
+  services(environment: string): string[] {
+    return Object.keys(this.environment(environment).services);
+  }
+
+  service(environment: string, serviceName: string): ServiceConfig {
+    const env = this.environment(environment);
+    const service = env.services[serviceName];
+    if (!service) {
+      const known = Object.keys(env.services);
+      throw new UnknownTargetError(`unknown service "${serviceName}" in ${environment} (services: ${known.length ? known.join(', ') : 'none'})`);
+    }
+    return service;
+  }
+
+  /** The service as `node` runs it, placeholders filled with the node's values. */
+  nodeService(environment: string, serviceName: string, node: string): NodeService {
+    const host = this.environment(environment).hosts[node];
+    return nodeService(this.service(environment, serviceName), node, host.address, host.vars);
   }
 
   connection(environment: string, hostName: string): HostConnection {

@@ -114,6 +114,12 @@ export interface RunbookOptions {
   failure: FailurePolicy;
 }
 
+export interface StepOptions {
+  host?: string;
+  /** Overrides the run's failure policy for this step: `fail` undoes and ends the run without asking. */
+  onFailure?: 'gate' | 'fail';
+}
+
 export type ApprovalOutcome = { approved: true; by: string[] } | { approved: false; reason: string };
 
 class Refused extends Error {}
@@ -347,9 +353,9 @@ export class Runbook {
    * Runs a step; on failure (after the activity's own retries) the failure policy decides what follows. A step
    * marked `required` offers only retry or abort, and so always returns its result.
    */
-  async step<T>(name: string, fn: (attempt: number) => Promise<T>, opts: { host?: string; required: true }): Promise<T>;
-  async step<T>(name: string, fn: (attempt: number) => Promise<T>, opts?: { host?: string; required?: false }): Promise<T | typeof SKIPPED>;
-  async step<T>(name: string, fn: (attempt: number) => Promise<T>, opts: { host?: string; required?: boolean } = {}): Promise<T | typeof SKIPPED> {
+  async step<T>(name: string, fn: (attempt: number) => Promise<T>, opts: StepOptions & { required: true }): Promise<T>;
+  async step<T>(name: string, fn: (attempt: number) => Promise<T>, opts?: StepOptions & { required?: false }): Promise<T | typeof SKIPPED>;
+  async step<T>(name: string, fn: (attempt: number) => Promise<T>, opts: StepOptions & { required?: boolean } = {}): Promise<T | typeof SKIPPED> {
     for (let attempt = 1; ; attempt++) {
       const step = this.beginStep(name, attempt, opts.host);
       try {
@@ -361,7 +367,7 @@ export class Runbook {
         this.endStep(step, 'failed', message);
         // A cancelled run is not a failed step: no operator is asked, the cancellation goes on up.
         if (isCancellation(err)) throw err;
-        if ((type && FATAL_TYPES.has(type)) || this.opts.failure.onFailure === 'fail') return this.fail(message, type ?? 'StepFailed', err);
+        if ((type && FATAL_TYPES.has(type)) || (opts.onFailure ?? this.opts.failure.onFailure) === 'fail') return this.fail(message, type ?? 'StepFailed', err);
         const action = await this.failureGate(name, message, !opts.required);
         if (action === 'skip') {
           step.state = 'skipped';
@@ -370,6 +376,19 @@ export class Runbook {
         }
         if (action === 'abort') return this.fail(`aborted after "${name}" failed: ${message}`, 'Aborted');
       }
+    }
+  }
+
+  /** Records a sub-step of a larger one: no gate of its own, its failure goes to the caller. */
+  async track<T>(name: string, fn: () => Promise<T>, host?: string): Promise<T> {
+    const step = this.beginStep(name, 1, host);
+    try {
+      const result = await fn();
+      this.endStep(step, 'succeeded');
+      return result;
+    } catch (err) {
+      this.endStep(step, 'failed', describeError(err).message);
+      throw err;
     }
   }
 
@@ -390,6 +409,7 @@ export class Runbook {
   endStep(step: StepRecord, state: StepRecord['state'], error?: string): void {
     step.state = state;
     step.endedAt = now();
+    if (this.status.currentStep === step.name) this.status.currentStep = undefined;
     if (error) step.error = error;
     this.publish();
   }
@@ -397,6 +417,11 @@ export class Runbook {
   /** Registers how to undo what just succeeded; undone in reverse order when the run fails or is aborted. */
   compensate(name: string, fn: () => Promise<void>): void {
     this.compensations.push({ name, fn });
+  }
+
+  /** What is done stays done: from here on a failure no longer undoes the earlier steps. */
+  commit(): void {
+    this.compensations.length = 0;
   }
 
   private async runCompensations(): Promise<string[]> {

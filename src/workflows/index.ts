@@ -1,1 +1,3 @@
+export { blueGreenDeploy } from './blueGreenDeploy';
 export { fleetRun } from './fleetRun';
+export { rollbackRelease } from './rollbackRelease';

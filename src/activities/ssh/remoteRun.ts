@@ -134,3 +134,26 @@ export async function runGuarded(client: Client, cmd: RemoteCommand, opts: RunOp
     opts.signal?.removeEventListener('abort', onAbort);
   }
 }
+
+export interface PlainResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs a short, idempotent command attached (no run guard): reads, checks and check-then-act scripts whose
+ * second run is harmless. On timeout the channel is closed and a retryable error thrown.
+ */
+export async function runPlain(client: Client, argv: string[], timeoutMs: number): Promise<PlainResult> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`\`${argv[0]}\` did not finish within ${timeoutMs} ms`)), timeoutMs);
+  });
+  try {
+    const res = await Promise.race([collect(client, quoteArgv(argv)), timeout]);
+    return { code: res.code, stdout: res.stdout.toString('utf8'), stderr: res.stderr.toString('utf8') };
+  } finally {
+    clearTimeout(timer);
+  }
+}
