@@ -30,8 +30,9 @@ fi
 
 [[ "$mode" == test ]] || exit 0
 
-# The test suite drives real servers: sshd hosts (with sudo for the sudo tests) on loopback.
-packages=(openssh-server openssh-client sudo procps)
+# The test suite drives real servers on loopback: sshd hosts (with sudo for the sudo tests), HAProxy in front
+# of a small Python service, and a git daemon serving its releases.
+packages=(openssh-server openssh-client sudo procps haproxy git python3)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -79,6 +79,16 @@ if [ "$cur" = "$target" ]; then echo "unchanged $cur"; exit 0; fi
 tmp="$live.opsflow-$$"
 ln -s -- "$target" "$tmp" && mv -T -- "$tmp" "$live" && echo "switched $cur"`;
 
+/** Heartbeats while `fn` works, so a crashed worker is noticed within the heartbeat timeout. */
+async function heartbeating<T>(fn: () => Promise<T>): Promise<T> {
+  const ticker = setInterval(() => Context.current().heartbeat(), 2_000);
+  try {
+    return await fn();
+  } finally {
+    clearInterval(ticker);
+  }
+}
+
 function fail(message: string, type: string, nonRetryable = true): ApplicationFailure {
   return ApplicationFailure.create({ message, type, nonRetryable });
 }
@@ -97,7 +107,7 @@ export function createReleaseActivities(deps: { inventory: Inventory; ssh: SshPo
 
   async function sh(ref: NodeRef, argv: string[], timeoutMs = 120_000): Promise<PlainResult> {
     const { conn } = nodeOf(ref);
-    return ssh.with(conn, (client) => runPlain(client, argv, timeoutMs));
+    return heartbeating(() => ssh.with(conn, (client) => runPlain(client, argv, timeoutMs)));
   }
 
   function haproxyOf(ref: NodeRef): { at: HaproxyEndpoint; backend: string; server: string; drainMs: number } | undefined {
@@ -205,7 +215,8 @@ export function createReleaseActivities(deps: { inventory: Inventory; ssh: SshPo
     async restartService(ref: NodeRef): Promise<void> {
       const { svc } = nodeOf(ref);
       const res = await sh(ref, programArgv({ argv: svc.restart, sudo: svc.sudo }), 5 * 60_000);
-      if (res.code !== 0) throw new Error(`restart on ${ref.node} failed (exit ${res.code}): ${(res.stderr || res.stdout).trim().slice(-1000)}`);
+      // A restart command that says no is for an operator to look at, not for blind retries.
+      if (res.code !== 0) throw fail(`restart on ${ref.node} failed (exit ${res.code}): ${(res.stderr || res.stdout).trim().slice(-1000)}`, 'RestartFailed');
     },
 
     /** Waits until the node's health URL answers as declared; HealthCheckFailed (final) after the timeout. */
@@ -270,24 +281,28 @@ export function createReleaseActivities(deps: { inventory: Inventory; ssh: SshPo
       return removable;
     },
 
-    /** Tags the released commit in its repository and pushes the tag; an existing identical tag is fine. */
     async tagRelease(input: { repo: string; ref: string; tag: string }): Promise<'tagged' | 'exists'> {
-      const dir = await mkdtemp(path.join(tmpdir(), 'opsflow-tag-'));
-      try {
-        await run('git', ['clone', '-q', '--bare', '--', input.repo, dir]);
-        const commit = (await run('git', ['-C', dir, 'rev-parse', '--verify', `${input.ref}^{commit}`])).stdout.trim();
-        const remote = (await run('git', ['-C', dir, 'ls-remote', '--tags', 'origin', `refs/tags/${input.tag}`])).stdout.trim();
-        if (remote) {
-          const tagged = (await run('git', ['-C', dir, 'rev-parse', '--verify', `refs/tags/${input.tag}^{commit}`])).stdout.trim();
-          if (tagged === commit) return 'exists';
-          throw fail(`tag ${input.tag} already exists on ${tagged.slice(0, 12)}, not on the released ${commit.slice(0, 12)}`, 'TagConflict');
-        }
-        await run('git', ['-C', dir, '-c', 'user.name=opsflow', '-c', 'user.email=opsflow@localhost', 'tag', '-a', '-m', `deployed ${commit}`, input.tag, commit]);
-        await run('git', ['-C', dir, 'push', '-q', 'origin', `refs/tags/${input.tag}`]);
-        return 'tagged';
-      } finally {
-        await rm(dir, { recursive: true, force: true });
-      }
+      return heartbeating(() => tag(input));
     },
   };
+}
+
+/** Tags the released commit in its repository and pushes the tag; an existing identical tag is fine. */
+async function tag(input: { repo: string; ref: string; tag: string }): Promise<'tagged' | 'exists'> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'opsflow-tag-'));
+  try {
+    await run('git', ['clone', '-q', '--bare', '--', input.repo, dir]);
+    const commit = (await run('git', ['-C', dir, 'rev-parse', '--verify', `${input.ref}^{commit}`])).stdout.trim();
+    const remote = (await run('git', ['-C', dir, 'ls-remote', '--tags', 'origin', `refs/tags/${input.tag}`])).stdout.trim();
+    if (remote) {
+      const tagged = (await run('git', ['-C', dir, 'rev-parse', '--verify', `refs/tags/${input.tag}^{commit}`])).stdout.trim();
+      if (tagged === commit) return 'exists';
+      throw fail(`tag ${input.tag} already exists on ${tagged.slice(0, 12)}, not on the released ${commit.slice(0, 12)}`, 'TagConflict');
+    }
+    await run('git', ['-C', dir, '-c', 'user.name=opsflow', '-c', 'user.email=opsflow@localhost', 'tag', '-a', '-m', `deployed ${commit}`, input.tag, commit]);
+    await run('git', ['-C', dir, 'push', '-q', 'origin', `refs/tags/${input.tag}`]);
+    return 'tagged';
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 }

@@ -1,8 +1,11 @@
 // Every workflow opsflow offers, with its input schema and a ready-to-paste example. The CLI's `schema`,
 // `example` and `start` read this; the README's examples are tested against it.
 import type { z } from 'zod';
+import blueGreenDeployExample from '../../examples/blueGreenDeploy.json';
 import fleetRunExample from '../../examples/fleetRun.json';
+import rollbackReleaseExample from '../../examples/rollbackRelease.json';
 import { fleetRunInput } from './fleetRun';
+import { blueGreenDeployInput, rollbackReleaseInput } from './release';
 
 export interface WorkflowEntry {
   description: string;
@@ -22,6 +25,20 @@ export const WORKFLOWS: Record<string, WorkflowEntry> = {
     example: fleetRunExample,
     summary: (i) => `fleetRun ${str(i.environment) ?? '?'}: ${Array.isArray(i.command) ? i.command.join(' ').slice(0, 80) : '?'}`,
     labels: (i) => ({ environment: str(i.environment), service: str(i.service) }),
+  },
+  blueGreenDeploy: {
+    description: 'zero-downtime release to the nodes of a service behind HAProxy, blue node first, with rollback',
+    input: blueGreenDeployInput,
+    example: blueGreenDeployExample,
+    summary: (i) => `deploy ${str(i.service) ?? '?'} ${str((i.release as { id?: unknown } | undefined)?.id) ?? '?'} to ${str(i.environment) ?? '?'}`,
+    labels: (i) => ({ environment: str(i.environment), service: str(i.service), release: str((i.release as { id?: unknown } | undefined)?.id) }),
+  },
+  rollbackRelease: {
+    description: "put a service's nodes back on an earlier release (default: each node's previous one)",
+    input: rollbackReleaseInput,
+    example: rollbackReleaseExample,
+    summary: (i) => `roll back ${str(i.service) ?? '?'} in ${str(i.environment) ?? '?'}${str(i.to) ? ` to ${str(i.to)}` : ''}`,
+    labels: (i) => ({ environment: str(i.environment), service: str(i.service), release: str(i.to) }),
   },
 };
 

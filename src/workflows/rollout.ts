@@ -6,21 +6,26 @@ import type { Activities } from '../activities';
 import type { HealthResult, NodeRef } from '../activities/release';
 import type { Runbook } from './gates';
 
-const nonRetryableErrorTypes = ['InvalidInput', 'UnknownTarget', 'ReleaseConflict', 'HealthCheckFailed', 'SmokeTestFailed', 'TagConflict', 'HostKeyRejected', 'SshAuthFailed', 'SshConfigError'];
+const nonRetryableErrorTypes = ['InvalidInput', 'UnknownTarget', 'ReleaseConflict', 'HealthCheckFailed', 'SmokeTestFailed', 'RestartFailed', 'TagConflict', 'HostKeyRejected', 'SshAuthFailed', 'SshConfigError'];
 
-/** Reads, switches and restarts: seconds. */
+// Every node activity heartbeats while it works, so a worker that dies is noticed within the heartbeat
+// timeout and the step retried elsewhere, however long its start-to-close allowance.
+
+/** Reads, switches and restarts. */
 export const quick = proxyActivities<Activities>({
   startToCloseTimeout: '5m',
+  heartbeatTimeout: '15s',
   retry: { initialInterval: '1s', maximumInterval: '10s', maximumAttempts: 5, nonRetryableErrorTypes },
 });
 
 /** Installs and smoke tests: fetching code and building dependencies can take a while. */
 export const slow = proxyActivities<Activities>({
   startToCloseTimeout: '30m',
+  heartbeatTimeout: '15s',
   retry: { initialInterval: '5s', maximumAttempts: 3, nonRetryableErrorTypes },
 });
 
-/** Waits (drain, health, HAProxy UP) that heartbeat while they poll. */
+/** Waits (drain, health, HAProxy UP) that poll. */
 export const waiting = proxyActivities<Activities>({
   startToCloseTimeout: '15m',
   heartbeatTimeout: '15s',

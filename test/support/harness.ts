@@ -33,6 +33,7 @@ export interface InventoryOptions {
   hosts?: Record<string, Record<string, unknown>>;
   knownHostsFile?: string;
   groups?: Record<string, string[]>;
+  services?: Record<string, unknown>;
 }
 
 /** An inventory for the test fleet: environment `test`, groups `web` (h1-h3) and `app` (h4-h6). */
@@ -53,6 +54,7 @@ export function writeInventory(opts: InventoryOptions = {}): string {
         test: {
           hosts,
           groups: { web: ['h1', 'h2', 'h3'], app: ['h4', 'h5', 'h6'], ...(opts.groups ?? {}) },
+          ...(opts.services ? { services: opts.services } : {}),
         },
       },
     }),
