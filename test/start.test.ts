@@ -2,22 +2,13 @@
 // gate survives a full restart of all of it.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { fleetRun } from '../src/workflows/fleetRun';
 import type { RunStatus } from '../src/workflows/gates';
-import { ROOT, unique, waitFor, writeInventory } from './support/harness';
-
-const freePort = () =>
-  new Promise<number>((resolve) => {
-    const srv = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
+import { freePort, portOpen, ROOT, unique, waitFor, writeInventory } from './support/harness';
 
 const dataDir = mkdtempSync(path.join(tmpdir(), 'opsflow-data-'));
 const running: ChildProcess[] = [];
@@ -44,7 +35,7 @@ async function stop(started: { proc: ChildProcess; output: () => string }, port:
   await waitFor(() => started.proc.exitCode !== null || started.proc.signalCode !== null, 'npm start to stop', 30_000, 200);
   expect(started.output()).toContain("state: 'STOPPED'");
   expect(started.output()).not.toMatch(/Error|unhandled/i);
-  await waitFor(() => new Promise<boolean>((resolve) => net.connect(port, '127.0.0.1').on('error', () => resolve(true)).on('connect', function (this: net.Socket) { this.destroy(); resolve(false); })), 'the server port to close', 15_000, 200);
+  await waitFor(async () => !(await portOpen(port)), 'the server port to close', 15_000, 200);
 }
 
 describe('npm start', () => {

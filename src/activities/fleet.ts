@@ -8,17 +8,11 @@ import type { Target } from '../schemas/common';
 import { SshError } from './ssh/errors';
 import type { SshPool } from './ssh/pool';
 import type { RemoteCommand } from '../common/command';
-import { OutcomeUnknownError, runGuarded, stepKey } from './ssh/remoteRun';
+import { OutcomeUnknownError, runGuarded, stepKey, type RemoteOutcome } from './ssh/remoteRun';
 
-export interface HostRunResult {
+export interface HostRunResult extends Omit<RemoteOutcome, 'attempt'> {
   host: string;
   state: 'succeeded' | 'failed' | 'not-started';
-  exitCode: number | null;
-  signal: string | null;
-  timedOut: boolean;
-  stdout: string;
-  stderr: string;
-  truncated: boolean;
   /** An earlier attempt ran the command; this result was collected from it, the command did not run twice. */
   resumed: boolean;
   startedAt?: string;

@@ -1,24 +1,15 @@
 // A real HAProxy (Debian's) on loopback in front of the test service's nodes, with its runtime API socket.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { waitFor } from './harness';
+import { freePort, waitFor } from './harness';
 
 export interface Haproxy {
   url: string;
   socket: string;
   stop(): Promise<void>;
 }
-
-const freePort = () =>
-  new Promise<number>((resolve) => {
-    const srv = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
 
 export async function startHaproxy(backend: string, servers: { name: string; address: string; port: number }[]): Promise<Haproxy> {
   const dir = mkdtempSync(path.join(tmpdir(), 'opsflow-haproxy-'));

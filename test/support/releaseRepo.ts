@@ -2,10 +2,9 @@
 // clone it and the tag step pushes to it as they would to a real remote.
 import { execFileSync, spawn } from 'node:child_process';
 import { copyFileSync, mkdtempSync, writeFileSync, chmodSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { waitFor } from './harness';
+import { freePort, portOpen, waitFor } from './harness';
 
 export interface ReleaseRepo {
   url: string;
@@ -34,13 +33,8 @@ export async function startReleaseRepo(releases: [string, number][]): Promise<Re
   }
   const bare = path.join(base, 'app.git');
   execFileSync('git', ['clone', '-q', '--bare', work, bare]);
-  const port = await new Promise<number>((resolve) => {
-    const srv = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port: p } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(p));
-    });
-  });
+  const port = await freePort();
   const daemon = spawn('git', ['daemon', '--reuseaddr', '--listen=127.0.0.1', `--port=${port}`, `--base-path=${base}`, '--export-all', '--enable=receive-pack', base], { stdio: 'ignore' });
-  await waitFor(() => new Promise<boolean>((resolve) => net.connect(port, '127.0.0.1').on('connect', function (this: net.Socket) { this.destroy(); resolve(true); }).on('error', () => resolve(false))), 'git daemon', 10_000);
+  await waitFor(() => portOpen(port), 'git daemon', 10_000);
   return { url: `git://127.0.0.1:${port}/app.git`, bare, commits, stop: () => daemon.kill() };
 }
