@@ -32,24 +32,24 @@ beforeAll(async () => {
   for (const node of NODES) execFileSync('install', ['-d', '-o', 'opsflow-fleet', nodeDir(node)]);
   repo = await startReleaseRepo([['v1', 200], ['v2', 200], ['v3', 200], ['bad', 500]]);
   haproxy = await startHaproxy('web', NODES.map((n, i) => ({ name: `web${i + 1}`, address: address(n), port: 8080 })));
+  const web = {
+    nodes: NODES,
+    blue: 'h1',
+    release: {
+      root: '{dir}/deploys',
+      live: '{dir}/current',
+      restart: ['sh', path.join(__dirname, 'support/webapp/ctl.sh'), '{live}', '{address}', '8080', '{dir}'],
+      build: ['sh', '-c', 'echo built > BUILT'],
+      smoke: ['python3', '-c', 'import ast; ast.parse(open("app.py").read())'],
+      keep: 3,
+    },
+    health: { url: 'http://{address}:8080/health', timeout: '4s' },
+    haproxy: { backend: 'web', socket: haproxy.socket, servers: { h1: 'web1', h2: 'web2', h3: 'web3' }, drainTimeout: '10s' },
+  };
   inventory = writeInventory({
     hosts: Object.fromEntries(NODES.map((n) => [n, { vars: { dir: nodeDir(n) } }])),
-    services: {
-      web: {
-        nodes: NODES,
-        blue: 'h1',
-        release: {
-          root: '{dir}/deploys',
-          live: '{dir}/current',
-          restart: ['sh', path.join(__dirname, 'support/webapp/ctl.sh'), '{live}', '{address}', '8080', '{dir}'],
-          build: ['sh', '-c', 'echo built > BUILT'],
-          smoke: ['python3', '-c', 'import ast; ast.parse(open("app.py").read())'],
-          keep: 3,
-        },
-        health: { url: 'http://{address}:8080/health', timeout: '4s' },
-        haproxy: { backend: 'web', socket: haproxy.socket, servers: { h1: 'web1', h2: 'web2', h3: 'web3' }, drainTimeout: '10s' },
-      },
-    },
+    // The same nodes, with HAProxy's runtime API reached over SSH on h4 (socat), as on a separate balancer.
+    services: { web, 'web-via-ssh': { ...web, haproxy: { ...web.haproxy, via: 'h4' } } },
   });
   worker = await startWorker(env, inventory, queue);
   // The first release: no node has a previous one yet.
@@ -227,7 +227,7 @@ describe('blueGreenDeploy', () => {
       env.client.workflow.start('blueGreenDeploy', { taskQueue: queue, workflowId: unique('bad'), args: [{ environment: 'test', service: 'web', release: { id: 'v1', git: { repo: repo.url, ref: 'main' } }, ...args }] });
     const unknown = await failure(await start({ service: 'nope' }));
     expect(unknown.type).toBe('UnknownTarget');
-    expect(unknown.message).toContain('unknown service "nope" in test (services: web)');
+    expect(unknown.message).toContain('unknown service "nope" in test (services: web, web-via-ssh)');
     for (const id of ['../etc', 'a/b', 'x;rm -rf /', '$(reboot)', '..']) {
       const bad = await failure(await start({ release: { id, git: { repo: repo.url, ref: 'main' } } }));
       expect(bad.type).toBe('InvalidInput');
@@ -253,6 +253,25 @@ describe('rollbackRelease', () => {
   });
 });
 
+describe('other sources and balancers', () => {
+  it('installs from a tarball and drives HAProxy over SSH on another host', async () => {
+    const tarball = path.join(path.dirname(repo.bare), 'v2.tar.gz');
+    execFileSync('git', ['-C', repo.bare, 'archive', '--format=tar.gz', '-o', tarball, repo.commits.v2]);
+    const h = await env.client.workflow.start<typeof blueGreenDeploy>('blueGreenDeploy', {
+      taskQueue: queue,
+      workflowId: unique('deploy-tarball'),
+      args: [{ environment: 'test', service: 'web-via-ssh', release: { id: 'v2-tarball', tarball } }],
+    });
+    const { value: result, load } = await underLoad(() => h.result());
+    expect(result.ok).toBe(true);
+    expect(lives()).toEqual(NODES.map(() => 'v2-tarball'));
+    expect(load.failed, load.errors.join('\n')).toBe(0);
+    expect(load.served[load.served.length - 1]).toBe('v2-tarball');
+    const steps = (await status(h)).steps.filter((s) => s.name === 'out of rotation');
+    expect(steps.map((s) => [s.host, s.state])).toEqual(NODES.map((n) => [n, 'succeeded']));
+  });
+});
+
 describe('a worker killed between the blue switch and its health check', () => {
   it('finishes correctly after a restart', async () => {
     const killQueue = unique('bg-kill');
@@ -270,6 +289,9 @@ describe('a worker killed between the blue switch and its health check', () => {
       expect(result.ok).toBe(true);
       expect(lives()).toEqual(NODES.map(() => repo.commits.v2));
       expect(load.failed, load.errors.join('\n')).toBe(0);
+      // The second worker finished the run, and announced it.
+      const announced = first.output().split('\n').filter((l) => l.includes('"announce"')).map((l) => JSON.parse(l).announce);
+      expect(announced).toContainEqual(expect.objectContaining({ workflow: 'blueGreenDeploy', event: 'succeeded', service: 'web', release: repo.commits.v2 }));
     } finally {
       rmSync(path.join(nodeDir('h1'), 'slow-restart'), { force: true });
       first.kill('SIGKILL');

@@ -1,5 +1,6 @@
 import type { Inventory } from '../config/inventory';
 import { createFleetActivities } from './fleet';
+import { createNotifyActivities } from './notify';
 import { createReleaseActivities } from './release';
 import type { SshPool } from './ssh/pool';
 
@@ -9,7 +10,7 @@ export interface ActivityDeps {
 }
 
 export function createActivities(deps: ActivityDeps) {
-  return { ...createFleetActivities(deps), ...createReleaseActivities(deps) };
+  return { ...createFleetActivities(deps), ...createReleaseActivities(deps), ...createNotifyActivities() };
 }
 
 export type Activities = ReturnType<typeof createActivities>;

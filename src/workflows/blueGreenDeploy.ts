@@ -50,7 +50,7 @@ export async function blueGreenDeploy(rawInput: BlueGreenDeployInput): Promise<B
     { key: SA_SERVICE, value: service },
     { key: SA_RELEASE, value: id },
   ]);
-  const rb = new Runbook({ workflow: 'blueGreenDeploy', environment, service, release: id, requestedBy: input.requestedBy, dryRun: input.dryRun, failure: input.failure });
+  const rb = new Runbook({ workflow: 'blueGreenDeploy', environment, service, release: id, requestedBy: input.requestedBy, dryRun: input.dryRun, failure: input.failure, announce: !input.dryRun });
   const ref = (node: string) => ({ environment, service, node });
 
   rb.phase('resolve');
@@ -61,6 +61,7 @@ export async function blueGreenDeploy(rawInput: BlueGreenDeployInput): Promise<B
     return { ...result, ok: true, plan: dryRunPlan(plan, input) };
   }
 
+  await rb.announce('started', `deploying ${service} ${id} to ${environment}: ${plan.nodes.map((n) => n.name).join(', ')} (blue ${plan.blue})`);
   rb.phase('install');
   await Promise.all(plan.nodes.map((n) => rb.step(`install ${id}`, () => slow.installRelease({ ...ref(n.name), release: input.release }), { host: n.name, required: true })));
   const currents = await Promise.all(plan.nodes.map((n) => quick.currentRelease(ref(n.name))));
@@ -125,7 +126,7 @@ export async function blueGreenDeploy(rawInput: BlueGreenDeployInput): Promise<B
     const git = input.release.git;
     if ((await rb.step(`tag ${tag}`, () => quick.tagRelease({ repo: git.repo, ref: git.ref, tag }))) !== SKIPPED) result.tag = tag;
   }
-  log.info('release deployed', { environment, service, release: id, nodes: plan.nodes.map((n) => n.name) });
   rb.succeed();
+  await rb.announce('succeeded', `${service} ${id} is live in ${environment} on ${plan.nodes.map((n) => n.name).join(', ')}${result.tag ? `, tagged ${result.tag}` : ''}`);
   return { ...result, ok: true };
 }

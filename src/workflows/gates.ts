@@ -13,6 +13,7 @@ import {
   defineUpdate,
   isCancellation,
   log,
+  proxyActivities,
   setCurrentDetails,
   setHandler,
   workflowInfo,
@@ -22,6 +23,11 @@ import { msToNumber } from '@temporalio/common/lib/time';
 import { approveInput, rejectInput, resolveInput, type ApproveInput, type RejectInput, type ResolveInput } from '../schemas/gates';
 import type { ApprovalGateSpec, FailurePolicy } from '../schemas/common';
 import { describeIssues, INVALID_INPUT } from '../schemas/validate';
+import type { Activities } from '../activities';
+import type { Announcement } from '../activities/notify';
+
+// Announcing is best effort: a few quick tries, then the run goes on without it.
+const notifier = proxyActivities<Activities>({ startToCloseTimeout: '10s', retry: { maximumAttempts: 3 } });
 
 export type GateState = 'open' | 'approved' | 'rejected' | 'timed-out' | 'retry' | 'skip' | 'abort';
 export type Action = 'approve' | 'reject' | 'retry' | 'skip' | 'abort';
@@ -112,6 +118,8 @@ export interface RunbookOptions {
   requestedBy?: string;
   dryRun: boolean;
   failure: FailurePolicy;
+  /** Announce the run's end (success or failure) through the notifier. */
+  announce?: boolean;
 }
 
 export interface StepOptions {
@@ -441,14 +449,26 @@ export class Runbook {
     return failures;
   }
 
+  /** Tells the run's audience; never fails the run. */
+  async announce(event: Announcement['event'], text: string): Promise<void> {
+    const { workflow, workflowId, environment, service, release } = this.status;
+    try {
+      await notifier.announce({ workflow, workflowId, event, text, environment, service, release });
+    } catch (err) {
+      log.warn('announcement failed', { event, error: describeError(err).message });
+    }
+  }
+
   /** Undoes what was done, records the failure and ends the run with it. */
   async fail(message: string, type: string, cause?: unknown): Promise<never> {
+    const undone = this.compensations.length;
     const undoFailures = await this.runCompensations();
     const full = undoFailures.length ? `${message} (and undo failed: ${undoFailures.join('; ')})` : message;
     this.status.state = 'failed';
     this.status.error = full;
     this.status.currentStep = undefined;
     this.publish();
+    if (this.opts.announce) await this.announce('failed', `${this.status.workflow} failed${undone ? ` and was rolled back (${undone} undo step(s))` : ''}: ${full}`);
     throw ApplicationFailure.create({ message: full, type, nonRetryable: true, cause: cause instanceof Error ? cause : undefined });
   }
 

@@ -1,6 +1,6 @@
 // A real HAProxy (Debian's) on loopback in front of the test service's nodes, with its runtime API socket.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { freePort, waitFor } from './harness';
@@ -13,6 +13,8 @@ export interface Haproxy {
 
 export async function startHaproxy(backend: string, servers: { name: string; address: string; port: number }[]): Promise<Haproxy> {
   const dir = mkdtempSync(path.join(tmpdir(), 'opsflow-haproxy-'));
+  // Balancer hosts reach the socket as the fleet's SSH user.
+  chmodSync(dir, 0o755);
   const port = await freePort();
   const socket = path.join(dir, 'admin.sock');
   writeFileSync(
