@@ -10,6 +10,8 @@ import { startDevServer, type DevServer } from './temporal/devServer';
 import { ensureSearchAttributes } from './temporal/searchAttributes';
 import { inventoryFromEnv } from './workers/inventoryFromEnv';
 import { connectWorker, runOpsWorker } from './workers/worker';
+import { Client, Connection } from '@temporalio/client';
+import { startSlackEndpoint } from './slack/serve';
 
 async function main() {
   const inventory = inventoryFromEnv();
@@ -31,10 +33,14 @@ async function main() {
   }
   const taskQueue = process.env.OPSFLOW_TASK_QUEUE ?? TASK_QUEUE;
   const connection = await connectWorker(target);
-  console.log(`\nopsflow is running\n  Temporal:   ${target.address} (namespace ${target.namespace})\n  Web UI:     ${server?.uiUrl ?? '(the cluster\'s own UI)'}\n  task queue: ${taskQueue}\n  try:        npx opsflow --help\n`);
+  const clientConnection = await Connection.connect({ address: target.address, tls: target.tls, apiKey: target.apiKey });
+  const slack = await startSlackEndpoint(new Client({ connection: clientConnection, namespace: target.namespace }), inventory);
+  console.log(`\nopsflow is running\n  Temporal:   ${target.address} (namespace ${target.namespace})\n  Web UI:     ${server?.uiUrl ?? '(the cluster\'s own UI)'}\n  task queue: ${taskQueue}\n  Slack:      ${slack ? `interactivity at ${slack.url}` : 'not configured (gates answer from the CLI and the UI)'}\n  try:        npx opsflow --help\n`);
   try {
     await runOpsWorker({ connection, namespace: target.namespace, inventory, taskQueue });
   } finally {
+    await slack?.close();
+    await clientConnection.close();
     await connection.close();
     await server?.stop();
   }

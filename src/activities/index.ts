@@ -1,3 +1,4 @@
+import type { WebClient } from '@slack/web-api';
 import type { Inventory } from '../config/inventory';
 import { createFleetActivities } from './fleet';
 import { createNotifyActivities } from './notify';
@@ -7,10 +8,12 @@ import type { SshPool } from './ssh/pool';
 export interface ActivityDeps {
   inventory: Inventory;
   ssh: SshPool;
+  /** Absent: no Slack, nothing posts. */
+  slack?: WebClient;
 }
 
 export function createActivities(deps: ActivityDeps) {
-  return { ...createFleetActivities(deps), ...createReleaseActivities(deps), ...createNotifyActivities() };
+  return { ...createFleetActivities(deps), ...createReleaseActivities(deps), ...createNotifyActivities(deps) };
 }
 
 export type Activities = ReturnType<typeof createActivities>;

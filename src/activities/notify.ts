@@ -1,21 +1,64 @@
-// Announcements of a run's start, success, failure and rollback. Until a chat notifier is configured they are
-// structured lines in the worker's log (`"announce":{…}`), where operators already look.
+// Announcements and gate messages. With Slack configured (SLACK_BOT_TOKEN) they go to a channel, one thread per
+// run; every announcement is also a structured line in the worker's log (`"announce":{…}`). Without Slack,
+// nothing tries to post.
+import type { WebClient } from '@slack/web-api';
 import { log } from '../common/log';
+import type { Inventory } from '../config/inventory';
+import { gateMessage, type RunRef } from '../slack/blocks';
+import type { GateRecord } from '../workflows/gates';
 
-export interface Announcement {
-  workflow: string;
-  workflowId: string;
-  event: 'started' | 'succeeded' | 'failed';
+export interface Announcement extends RunRef {
+  event: 'started' | 'phase' | 'succeeded' | 'failed' | 'rollback';
   text: string;
-  environment?: string;
-  service?: string;
-  release?: string;
 }
 
-export function createNotifyActivities() {
+/** A Slack message: where it is, so it can be updated or replied to. */
+export interface SlackPlace {
+  channel: string;
+  ts: string;
+}
+
+export function createNotifyActivities(deps: { inventory: Inventory; slack?: WebClient }) {
+  const { inventory, slack } = deps;
+
+  /** The run's channel: the one it names, else the inventory's for its environment. */
+  function channelFor(run: RunRef, explicit?: string): string | undefined {
+    return explicit ?? (run.environment ? inventory.notifyChannel(run.environment) : undefined);
+  }
+
+  async function post(channel: string, text: string, blocks?: unknown[], thread?: SlackPlace): Promise<SlackPlace> {
+    const res = await (slack as WebClient).chat.postMessage({ channel, text, ...(blocks ? { blocks: blocks as never } : {}), ...(thread?.channel === channel ? { thread_ts: thread.ts } : {}) });
+    return { channel: res.channel as string, ts: res.ts as string };
+  }
+
   return {
-    async announce(announcement: Announcement): Promise<void> {
+    async announce(input: Announcement & { channel?: string; thread?: SlackPlace }): Promise<SlackPlace | null> {
+      const { channel: explicit, thread, ...announcement } = input;
       log.info({ announce: announcement }, announcement.text);
+      const channel = channelFor(announcement, explicit);
+      if (!slack || !channel) return null;
+      return post(channel, `${announcement.workflow} ${announcement.workflowId}: ${announcement.text}`, undefined, thread);
+    },
+
+    async postGate(input: { run: RunRef; gate: GateRecord; channel?: string; thread?: SlackPlace }): Promise<SlackPlace | null> {
+      const channel = channelFor(input.run, input.channel);
+      if (!slack || !channel) return null;
+      const { text, blocks } = gateMessage(input.run, input.gate);
+      const place = await post(channel, text, blocks);
+      // The run's thread points at the gate, so the story of the run stays in one place.
+      if (input.thread?.channel === channel) await post(channel, `Waiting at gate \`${input.gate.id}\`: ${input.gate.prompt}`, undefined, input.thread);
+      return place;
+    },
+
+    async updateGate(input: { run: RunRef; gate: GateRecord; place: SlackPlace }): Promise<void> {
+      if (!slack) return;
+      const { text, blocks } = gateMessage(input.run, input.gate);
+      await slack.chat.update({ channel: input.place.channel, ts: input.place.ts, text, blocks: blocks as never });
+    },
+
+    async gateReply(input: { place: SlackPlace; text: string }): Promise<void> {
+      if (!slack) return;
+      await post(input.place.channel, input.text, undefined, input.place);
     },
   };
 }

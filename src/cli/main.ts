@@ -9,7 +9,9 @@ import { SA_ENVIRONMENT, SA_RELEASE, SA_SERVICE, TASK_QUEUE } from '../common/co
 import { name as nameSchema } from '../schemas/common';
 import { WORKFLOWS, workflowEntry, type WorkflowEntry } from '../schemas/index';
 import { describeIssues } from '../schemas/validate';
+import { startSlackEndpoint } from '../slack/serve';
 import { targetFromEnv } from '../temporal/connection';
+import { inventoryFromEnv } from '../workers/inventoryFromEnv';
 import type { RunStatus } from '../workflows/gates';
 import { readInput } from './input';
 import { renderStatus } from './render';
@@ -295,6 +297,25 @@ export function buildCli(): Command {
     .description('the workflows opsflow offers')
     .action(() => {
       for (const [name, entry] of Object.entries(WORKFLOWS)) console.log(`${name.padEnd(20)} ${entry.description}`);
+    });
+
+  program
+    .command('slack')
+    .description('Slack integration')
+    .command('serve')
+    .description('serve the Slack interactivity endpoint (SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET; OPSFLOW_SLACK_HOST/PORT)')
+    .option('--inventory <file>', 'inventory with the people section (default: $OPSFLOW_INVENTORY or ./inventory.yaml)')
+    .action(async (o: { inventory?: string }) => {
+      const { client, connection } = await connect();
+      const endpoint = await startSlackEndpoint(client, inventoryFromEnv(o.inventory));
+      if (!endpoint) {
+        await connection.close();
+        throw new CliError('Slack is not configured: set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET', 2);
+      }
+      console.log(`Slack interactivity endpoint at ${endpoint.url} (point the Slack app's Request URL here, through your HTTPS proxy)`);
+      await new Promise<void>((resolve) => process.once('SIGINT', resolve).once('SIGTERM', resolve));
+      await endpoint.close();
+      await connection.close();
     });
 
   return program;

@@ -1,4 +1,4 @@
-import type { RunStatus } from '../workflows/gates';
+import { whoMayAnswer, type RunStatus } from '../workflows/gates';
 
 const time = (iso?: string) => (iso ? iso.slice(11, 19) : '');
 const took = (a: string, b?: string) => (b ? `${((Date.parse(b) - Date.parse(a)) / 1000).toFixed(1)}s` : 'running');
@@ -22,7 +22,7 @@ export function renderStatus(s: RunStatus): string {
     out.push('', `WAITING at gate "${g.id}" (${g.kind}): ${g.prompt}`);
     if (g.evidence) out.push(...g.evidence.split('\n').slice(0, 20).map((l) => `    ${l}`));
     if (g.kind === 'approval') {
-      out.push(`  approvers: ${g.approvers.length ? g.approvers.join(', ') : 'anyone'}; ${g.votes.filter((v) => v.action === 'approve').length}/${g.quorum} approvals${g.fourEyes ? '; four eyes' : ''}; deadline ${g.deadline}`);
+      out.push(`  approvers: ${whoMayAnswer(g)}; ${g.votes.filter((v) => v.action === 'approve').length}/${g.quorum} approvals${g.fourEyes ? '; four eyes' : ''}; deadline ${g.deadline}`);
       out.push(`  answer: opsflow approve ${s.workflowId} --gate ${g.id}   |   opsflow reject ${s.workflowId} --gate ${g.id} --reason "..."`);
     } else {
       out.push(`  answer: opsflow resolve ${s.workflowId} --gate ${g.id} --action ${(g.actions ?? ['retry', 'skip', 'abort']).join('|')}`);

@@ -41,6 +41,8 @@ const environmentSchema = z.strictObject({
   hosts: z.record(name, hostSchema).default({}),
   groups: z.record(name, z.array(name).min(1)).default({}),
   services: z.record(name, serviceSchema).default({}),
+  /** Where runs in this environment are announced and their gates posted, unless the run names a channel. */
+  notify: z.strictObject({ channel: z.string().min(1) }).optional(),
 });
 
 export const inventorySchema = z
@@ -49,6 +51,8 @@ export const inventorySchema = z
     knownHosts: z.string().min(1).optional(),
     defaults: z.strictObject(connection).default({}),
     environments: z.record(name, environmentSchema).default({}),
+    /** Who is who in Slack: a click by this Slack user answers a gate as this person. */
+    people: z.record(z.string().min(1), z.strictObject({ slack: z.string().regex(/^[UW][A-Z0-9]{2,}$/, 'a Slack user id such as U0123ABCD') })).default({}),
   })
   .superRefine((inv, ctx) => {
     for (const [envName, env] of Object.entries(inv.environments)) {
@@ -186,6 +190,15 @@ export class Inventory {
   private publicView(environment: string, hostName: string): ResolvedHost {
     const c = this.connection(environment, hostName);
     return { environment, name: c.name, address: c.address, port: c.port, user: c.user };
+  }
+
+  notifyChannel(environment: string): string | undefined {
+    return this.raw.environments[environment]?.notify?.channel;
+  }
+
+  /** The person a Slack user answers as; unknown users answer as `slack:<id>`, which approver lists may name. */
+  personForSlackUser(slackUserId: string): string {
+    return Object.entries(this.raw.people).find(([, p]) => p.slack === slackUserId)?.[0] ?? `slack:${slackUserId}`;
   }
 
   services(environment: string): string[] {

@@ -55,6 +55,10 @@ export const approvalGate = z
   escalateAfter: duration.optional(),
   /** Added to the approvers, and told, once `escalateAfter` has passed. */
   escalateTo: z.array(person).optional(),
+  /** Slack user group ids whose members may approve (membership is checked by the Slack endpoint). */
+  approverGroups: z.array(z.string().regex(/^S[A-Z0-9]{2,}$/, 'a Slack user group id such as S0123ABCD')).optional(),
+  /** Slack channel for this gate's message; default: the run's notify channel. */
+  channel: z.string().min(1).optional(),
   })
   .refine((g) => !g.approvers?.length || g.quorum <= g.approvers.length + (g.escalateTo?.length ?? 0), {
     message: 'quorum is larger than the number of approvers',
@@ -72,8 +76,13 @@ export const failurePolicy = z.strictObject({
 });
 export type FailurePolicy = z.infer<typeof failurePolicy>;
 
+/** Where a run is announced and its gates posted: a Slack channel, or the inventory's for the environment. */
+export const notify = z.strictObject({ channel: z.string().min(1).optional() });
+
 /** Fields every workflow input carries. */
 export const runFields = {
+  /** Announce the run and post its gates to Slack (when the worker has Slack configured). */
+  notify: notify.optional(),
   /** Resolve and plan only: nothing changes in the world, and the result lists every command. */
   dryRun: z.boolean().default(false),
   /** Who started the run; four-eyes gates refuse this person's approval. */

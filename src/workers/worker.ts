@@ -3,6 +3,7 @@ import { createActivities } from '../activities';
 import { SshPool } from '../activities/ssh/pool';
 import { TASK_QUEUE } from '../common/constants';
 import type { Inventory } from '../config/inventory';
+import { slackClient, slackFromEnv, type SlackSettings } from '../slack/settings';
 import type { TemporalTarget } from '../temporal/connection';
 
 export interface OpsWorkerOptions {
@@ -10,6 +11,8 @@ export interface OpsWorkerOptions {
   namespace: string;
   inventory: Inventory;
   taskQueue?: string;
+  /** Slack for gate messages and announcements; default from SLACK_BOT_TOKEN (and SLACK_API_URL). */
+  slack?: SlackSettings;
   /** A prebuilt workflow bundle; otherwise the workflows are bundled at start. */
   workflowBundle?: WorkerOptions['workflowBundle'];
 }
@@ -20,12 +23,13 @@ export async function connectWorker(target: TemporalTarget): Promise<NativeConne
 
 export async function createOpsWorker(opts: OpsWorkerOptions): Promise<{ worker: Worker; ssh: SshPool }> {
   const ssh = new SshPool({ knownHostsFile: opts.inventory.knownHostsFile });
+  const slackSettings = opts.slack ?? slackFromEnv();
   const worker = await Worker.create({
     connection: opts.connection,
     namespace: opts.namespace,
     taskQueue: opts.taskQueue ?? TASK_QUEUE,
     ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : { workflowsPath: require.resolve('../workflows') }),
-    activities: createActivities({ inventory: opts.inventory, ssh }),
+    activities: createActivities({ inventory: opts.inventory, ssh, slack: slackSettings && slackClient(slackSettings) }),
     // Fleet batches spend their time waiting on remote hosts, not on this process.
     maxConcurrentActivityTaskExecutions: 200,
   });

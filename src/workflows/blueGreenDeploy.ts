@@ -50,18 +50,17 @@ export async function blueGreenDeploy(rawInput: BlueGreenDeployInput): Promise<B
     { key: SA_SERVICE, value: service },
     { key: SA_RELEASE, value: id },
   ]);
-  const rb = new Runbook({ workflow: 'blueGreenDeploy', environment, service, release: id, requestedBy: input.requestedBy, dryRun: input.dryRun, failure: input.failure, announce: !input.dryRun });
+  const rb = new Runbook({ workflow: 'blueGreenDeploy', environment, service, release: id, requestedBy: input.requestedBy, dryRun: input.dryRun, failure: input.failure, announce: !input.dryRun, notify: input.notify });
   const ref = (node: string) => ({ environment, service, node });
 
   rb.phase('resolve');
   const plan = await rb.step('resolve service', () => quick.resolveService({ environment, service }), { required: true });
   const result: BlueGreenResult = { ok: false, dryRun: input.dryRun, release: id, previous: {}, nodes: [], pruned: {} };
   if (input.dryRun) {
-    rb.succeed();
+    await rb.succeed();
     return { ...result, ok: true, plan: dryRunPlan(plan, input) };
   }
 
-  await rb.announce('started', `deploying ${service} ${id} to ${environment}: ${plan.nodes.map((n) => n.name).join(', ')} (blue ${plan.blue})`);
   rb.phase('install');
   await Promise.all(plan.nodes.map((n) => rb.step(`install ${id}`, () => slow.installRelease({ ...ref(n.name), release: input.release }), { host: n.name, required: true })));
   const currents = await Promise.all(plan.nodes.map((n) => quick.currentRelease(ref(n.name))));
@@ -126,7 +125,6 @@ export async function blueGreenDeploy(rawInput: BlueGreenDeployInput): Promise<B
     const git = input.release.git;
     if ((await rb.step(`tag ${tag}`, () => quick.tagRelease({ repo: git.repo, ref: git.ref, tag }))) !== SKIPPED) result.tag = tag;
   }
-  rb.succeed();
-  await rb.announce('succeeded', `${service} ${id} is live in ${environment} on ${plan.nodes.map((n) => n.name).join(', ')}${result.tag ? `, tagged ${result.tag}` : ''}`);
+  await rb.succeed(`${service} ${id} is live in ${environment} on ${plan.nodes.map((n) => n.name).join(', ')}${result.tag ? `, tagged ${result.tag}` : ''}`);
   return { ...result, ok: true };
 }

@@ -34,7 +34,7 @@ export async function fleetRun(rawInput: FleetRunInput): Promise<FleetRunResult>
     { key: SA_ENVIRONMENT, value: input.environment },
     ...(input.service ? [{ key: SA_SERVICE, value: input.service }] : []),
   ]);
-  const rb = new Runbook({ workflow: 'fleetRun', environment: input.environment, service: input.service, requestedBy: input.requestedBy, dryRun: input.dryRun, failure: input.failure });
+  const rb = new Runbook({ workflow: 'fleetRun', environment: input.environment, service: input.service, requestedBy: input.requestedBy, dryRun: input.dryRun, failure: input.failure, notify: input.notify });
   const command: RemoteCommand = { argv: input.command, sudo: input.sudo, cwd: input.cwd, env: input.env };
   const line = commandLine(command);
 
@@ -44,7 +44,7 @@ export async function fleetRun(rawInput: FleetRunInput): Promise<FleetRunResult>
   const base = { environment: input.environment, command: line };
 
   if (input.dryRun) {
-    rb.succeed();
+    await rb.succeed();
     return {
       ...base,
       ok: true,
@@ -110,7 +110,7 @@ export async function fleetRun(rawInput: FleetRunInput): Promise<FleetRunResult>
     pending = hosts.filter((h) => [...failed, ...unstarted].some((r) => r.host === h.name));
   }
 
-  rb.succeed();
+  await rb.succeed();
   const all = [...results.values()];
   const count = (pred: (r: FleetRunResult['hosts'][number]) => boolean) => all.filter(pred).length;
   return {

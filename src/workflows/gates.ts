@@ -24,10 +24,11 @@ import { approveInput, rejectInput, resolveInput, type ApproveInput, type Reject
 import type { ApprovalGateSpec, FailurePolicy } from '../schemas/common';
 import { describeIssues, INVALID_INPUT } from '../schemas/validate';
 import type { Activities } from '../activities';
-import type { Announcement } from '../activities/notify';
+import type { Announcement, SlackPlace } from '../activities/notify';
 
-// Announcing is best effort: a few quick tries, then the run goes on without it.
-const notifier = proxyActivities<Activities>({ startToCloseTimeout: '10s', retry: { maximumAttempts: 3 } });
+// Notifying is best effort: Slack may be slow or rate limited (the client waits out Retry-After), so a post gets
+// time and a few tries, and the run never waits for it (see Runbook.notify).
+const notifier = proxyActivities<Activities>({ startToCloseTimeout: '2m', retry: { initialInterval: '2s', maximumAttempts: 3 } });
 
 export type GateState = 'open' | 'approved' | 'rejected' | 'timed-out' | 'retry' | 'skip' | 'abort';
 export type Action = 'approve' | 'reject' | 'retry' | 'skip' | 'abort';
@@ -46,8 +47,13 @@ export interface GateRecord {
   prompt: string;
   /** What the workflow gathered for the person deciding (a health check, the failing hosts). */
   evidence?: string;
-  /** Empty: anyone may answer. */
+  /** Empty, with no approverGroups either: anyone may answer. */
   approvers: string[];
+  /** Slack user groups whose members may answer. */
+  approverGroups: string[];
+  /** Where the gate's Slack message goes, and where it went. */
+  channel?: string;
+  slack?: SlackPlace;
   quorum: number;
   fourEyes: boolean;
   /** Failure gates: the answers this step allows (a step whose result is needed cannot be skipped). */
@@ -118,8 +124,10 @@ export interface RunbookOptions {
   requestedBy?: string;
   dryRun: boolean;
   failure: FailurePolicy;
-  /** Announce the run's end (success or failure) through the notifier. */
+  /** Announce the run's start and end (success, failure, rollback) through the notifier. */
   announce?: boolean;
+  /** Post gates and announce every phase to Slack (a channel, or the inventory's). */
+  notify?: { channel?: string };
 }
 
 export interface StepOptions {
@@ -159,6 +167,9 @@ function describeError(err: unknown): { message: string; type?: string } {
 export class Runbook {
   readonly status: RunStatus;
   private readonly compensations: { name: string; fn: () => Promise<void> }[] = [];
+  private notifications: Promise<void> = Promise.resolve();
+  private notifying = 0;
+  private runThread?: SlackPlace;
   private nextStepId = 1;
 
   constructor(private readonly opts: RunbookOptions) {
@@ -181,6 +192,10 @@ export class Runbook {
     };
     this.installHandlers();
     this.publish();
+    if (opts.announce || opts.notify) {
+      const what = [opts.environment, opts.service, opts.release].filter(Boolean).join(' ');
+      this.announce('started', `${opts.workflow}${what ? ` ${what}` : ''} started${opts.requestedBy ? ` by ${opts.requestedBy}` : ''}${opts.dryRun ? ' (dry run)' : ''}`);
+    }
   }
 
   // ---- answers -------------------------------------------------------------------------------------------
@@ -214,12 +229,12 @@ export class Runbook {
   private answer(message: 'approve' | 'reject' | 'resolve', raw: unknown): Answer {
     const parsed = ANSWER_SCHEMAS[message].safeParse(raw);
     if (!parsed.success) throw new Refused(describeIssues(parsed.error).join('; '));
-    const input = parsed.data as { gate?: string; by: string; comment?: string; reason?: string; action?: 'retry' | 'skip' | 'abort' };
+    const input = parsed.data as { gate?: string; by: string; group?: string; comment?: string; reason?: string; action?: 'retry' | 'skip' | 'abort' };
     const action: Action = message === 'resolve' ? (input.action as Action) : message;
     return { gate: this.check(action, input), action, by: input.by, comment: input.reason ?? input.comment };
   }
 
-  private check(action: Action, input: { gate?: string; by: string }): GateRecord {
+  private check(action: Action, input: { gate?: string; by: string; group?: string }): GateRecord {
     const open = this.status.gates.filter((g) => g.state === 'open');
     let gate: GateRecord | undefined;
     if (input.gate === undefined) {
@@ -238,8 +253,11 @@ export class Runbook {
     if (approval && gate.kind !== 'approval') throw new Refused(`gate "${gate.id}" is a failure gate: answer it with resolve (retry, skip or abort)`);
     if (!approval && gate.kind !== 'failure') throw new Refused(`gate "${gate.id}" is an approval gate: answer it with approve or reject`);
     if (!approval && gate.actions && !gate.actions.includes(action as 'retry')) throw new Refused(`gate "${gate.id}" allows only ${gate.actions.join(' or ')}: this step cannot be skipped`);
-    if (gate.approvers.length && !gate.approvers.includes(input.by)) {
-      throw new Refused(`${input.by} may not answer gate "${gate.id}" (allowed: ${gate.approvers.join(', ')})`);
+    const restricted = gate.approvers.length > 0 || gate.approverGroups.length > 0;
+    const allowed = gate.approvers.includes(input.by) || (input.group !== undefined && gate.approverGroups.includes(input.group));
+    if (restricted && !allowed) {
+      const who = [...gate.approvers, ...gate.approverGroups.map((g) => `members of Slack group ${g}`)];
+      throw new Refused(`${input.by} may not answer gate "${gate.id}" (allowed: ${who.join(', ')})`);
     }
     if (gate.votes.some((v) => v.by === input.by)) throw new Refused(`${input.by} has already voted on gate "${gate.id}"`);
     if (gate.fourEyes && action === 'approve' && input.by === this.opts.requestedBy) {
@@ -258,6 +276,7 @@ export class Runbook {
       if (approvals >= gate.quorum) this.close(gate, 'approved');
     } else this.close(gate, action);
     log.info('gate answered', { gate: gate.id, action, by });
+    if (gate.state === 'open') this.refreshGateMessage(gate);
     this.publish();
     return { gate: gate.id, state: gate.state, approvals, quorum: gate.quorum };
   }
@@ -265,6 +284,7 @@ export class Runbook {
   private close(gate: GateRecord, state: GateState): void {
     gate.state = state;
     gate.closedAt = now();
+    this.refreshGateMessage(gate);
     if (!this.status.gates.some((g) => g.state === 'open') && this.status.state === 'waiting') this.status.state = 'running';
   }
 
@@ -274,7 +294,33 @@ export class Runbook {
     this.status.gates.push(record);
     this.status.state = 'waiting';
     this.publish();
+    if (this.postsGates(record)) {
+      this.notify(`post gate ${record.id}`, async () => {
+        record.slack = (await notifier.postGate({ run: this.runRef(), gate: record, channel: record.channel ?? this.opts.notify?.channel, thread: this.runThread })) ?? undefined;
+        // Answers that came in while the post was queued are shown at once.
+        if (record.slack && (record.votes.length || record.state !== 'open')) await notifier.updateGate({ run: this.runRef(), gate: record, place: record.slack });
+      });
+    }
     return record;
+  }
+
+  private postsGates(gate: GateRecord): boolean {
+    return gate.channel !== undefined || this.opts.notify !== undefined;
+  }
+
+  /** Shows votes and the decision on the gate's Slack message; a closed gate loses its buttons. */
+  private refreshGateMessage(gate: GateRecord): void {
+    if (!this.postsGates(gate)) return;
+    this.notify(`update gate ${gate.id}`, async () => {
+      if (gate.slack) await notifier.updateGate({ run: this.runRef(), gate, place: gate.slack });
+    });
+  }
+
+  private gateReply(gate: GateRecord, text: string): void {
+    if (!this.postsGates(gate)) return;
+    this.notify(`reply on gate ${gate.id}`, async () => {
+      if (gate.slack) await notifier.gateReply({ place: gate.slack, text });
+    });
   }
 
   // ---- gates ---------------------------------------------------------------------------------------------
@@ -290,6 +336,8 @@ export class Runbook {
       prompt,
       evidence,
       approvers: [...(spec.approvers ?? [])],
+      approverGroups: [...(spec.approverGroups ?? [])],
+      channel: spec.channel,
       quorum: spec.quorum,
       fourEyes: spec.fourEyes,
       deadline: new Date(Date.now() + ms(spec.timeout)).toISOString(),
@@ -311,11 +359,14 @@ export class Runbook {
         escalateAt = Infinity;
         if (gate.approvers.length) gate.approvers.push(...(spec.escalateTo ?? []).filter((p) => !gate.approvers.includes(p)));
         log.warn('approval escalated', { gate: gate.id, to: spec.escalateTo ?? [], approvers: gate.approvers });
+        this.gateReply(gate, `Escalated: still waiting for ${gate.quorum - gate.votes.filter((v) => v.action === 'approve').length} approval(s)${spec.escalateTo?.length ? `; ${spec.escalateTo.join(', ')} may now approve too` : ''}.`);
+        this.refreshGateMessage(gate);
         this.publish();
       }
       if (remindEvery && Date.now() >= nextReminder) {
         nextReminder = Date.now() + remindEvery;
         log.info('approval still pending', { gate: gate.id, approvals: gate.votes.length, quorum: gate.quorum, deadline: gate.deadline });
+        this.gateReply(gate, `Reminder: still waiting for approval (${gate.votes.filter((v) => v.action === 'approve').length}/${gate.quorum}), deadline ${gate.deadline}.`);
       }
     }
     if (gate.state === 'approved') return { approved: true, by: gate.votes.map((v) => v.by) };
@@ -335,6 +386,7 @@ export class Runbook {
       prompt: `step "${step}" failed: ${actions.join(', ')}?`,
       evidence: error,
       approvers: [...(policy.resolvers ?? [])],
+      approverGroups: [],
       quorum: 1,
       fourEyes: false,
       deadline: policy.timeout ? new Date(Date.now() + ms(policy.timeout)).toISOString() : undefined,
@@ -354,6 +406,7 @@ export class Runbook {
   phase(name: string): void {
     this.status.phase = name;
     log.info('phase', { phase: name });
+    if (this.opts.notify) this.announce('phase', `phase: ${name}`);
     this.publish();
   }
 
@@ -449,33 +502,62 @@ export class Runbook {
     return failures;
   }
 
-  /** Tells the run's audience; never fails the run. */
-  async announce(event: Announcement['event'], text: string): Promise<void> {
+  // ---- notifications -------------------------------------------------------------------------------------
+
+  private runRef() {
     const { workflow, workflowId, environment, service, release } = this.status;
-    try {
-      await notifier.announce({ workflow, workflowId, event, text, environment, service, release });
-    } catch (err) {
-      log.warn('announcement failed', { event, error: describeError(err).message });
-    }
+    return { workflow, workflowId, environment, service, release };
+  }
+
+  /**
+   * Queues a notification. The run goes on at once; posts go out one after another in the background (so the
+   * run's thread exists before its replies), and a post that fails after its retries is logged, never thrown.
+   */
+  private notify(what: string, task: () => Promise<void>): void {
+    this.notifying++;
+    this.notifications = this.notifications
+      .then(task)
+      .catch((err) => log.warn('notification failed', { what, error: describeError(err).message }))
+      .finally(() => {
+        this.notifying--;
+      });
+  }
+
+  /** Tells the run's audience, in one Slack thread per run; never waits, never fails the run. */
+  announce(event: Announcement['event'], text: string): void {
+    this.notify(`announce ${event}`, async () => {
+      const place = await notifier.announce({ ...this.runRef(), event, text, channel: this.opts.notify?.channel, thread: this.runThread });
+      if (place && !this.runThread) this.runThread = place;
+    });
+  }
+
+  /** Lets queued notifications go out before the run ends, for a bounded time: the run's end does not wait on Slack. */
+  private async flushNotifications(): Promise<void> {
+    // Checked first: condition() with a timeout starts a timer even when there is nothing to wait for.
+    if (this.notifying > 0) await condition(() => this.notifying === 0, '10s');
   }
 
   /** Undoes what was done, records the failure and ends the run with it. */
   async fail(message: string, type: string, cause?: unknown): Promise<never> {
     const undone = this.compensations.length;
+    if (undone && (this.opts.announce || this.opts.notify)) this.announce('rollback', `${this.status.workflow}: ${message}; rolling back ${undone} step(s)`);
     const undoFailures = await this.runCompensations();
     const full = undoFailures.length ? `${message} (and undo failed: ${undoFailures.join('; ')})` : message;
     this.status.state = 'failed';
     this.status.error = full;
     this.status.currentStep = undefined;
     this.publish();
-    if (this.opts.announce) await this.announce('failed', `${this.status.workflow} failed${undone ? ` and was rolled back (${undone} undo step(s))` : ''}: ${full}`);
+    if (this.opts.announce || this.opts.notify) this.announce('failed', `${this.status.workflow} failed${undone ? ` and was rolled back (${undone} undo step(s))` : ''}: ${full}`);
+    await this.flushNotifications();
     throw ApplicationFailure.create({ message: full, type, nonRetryable: true, cause: cause instanceof Error ? cause : undefined });
   }
 
-  succeed(): void {
+  async succeed(text?: string): Promise<void> {
     this.status.state = 'succeeded';
     this.status.currentStep = undefined;
     this.publish();
+    if (this.opts.announce || this.opts.notify) this.announce('succeeded', text ?? `${this.status.workflow} succeeded`);
+    await this.flushNotifications();
   }
 
   // ---- what the UI shows ---------------------------------------------------------------------------------
@@ -486,6 +568,11 @@ export class Runbook {
 }
 
 const since = (start: string, end?: string) => (end ? `${((Date.parse(end) - Date.parse(start)) / 1000).toFixed(1)}s` : '…');
+
+export function whoMayAnswer(g: GateRecord): string {
+  const who = [...g.approvers, ...(g.approverGroups ?? []).map((x) => `Slack group ${x}`)];
+  return who.length ? who.join(', ') : 'anyone';
+}
 
 /** The step timeline and open gates, as the Temporal UI's "current details" shows them. */
 export function renderMarkdown(s: RunStatus): string {
@@ -501,7 +588,7 @@ export function renderMarkdown(s: RunStatus): string {
       g.prompt,
       ...(g.evidence ? ['', '```', g.evidence.slice(0, 2000), '```'] : []),
       g.kind === 'approval'
-        ? `approvers: ${g.approvers.length ? g.approvers.join(', ') : 'anyone'}; ${g.votes.filter((v) => v.action === 'approve').length}/${g.quorum} approvals${g.fourEyes ? '; four eyes' : ''}${g.deadline ? `; deadline ${g.deadline}` : ''}`
+        ? `approvers: ${whoMayAnswer(g)}; ${g.votes.filter((v) => v.action === 'approve').length}/${g.quorum} approvals${g.fourEyes ? '; four eyes' : ''}${g.deadline ? `; deadline ${g.deadline}` : ''}`
         : `answer with resolve: ${(g.actions ?? []).join(', ')}${g.approvers.length ? ` (by ${g.approvers.join(', ')})` : ''}`,
       `payload: \`{"gate": "${g.id}", "by": "<you>"${g.kind === 'approval' ? '' : `, "action": "${(g.actions ?? ['retry'])[0]}"`}}\``,
     );

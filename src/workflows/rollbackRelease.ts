@@ -20,7 +20,7 @@ export async function rollbackRelease(rawInput: RollbackReleaseInput): Promise<R
     { key: SA_SERVICE, value: service },
     ...(input.to ? [{ key: SA_RELEASE, value: input.to }] : []),
   ]);
-  const rb = new Runbook({ workflow: 'rollbackRelease', environment, service, release: input.to, requestedBy: input.requestedBy, dryRun: input.dryRun, failure: input.failure });
+  const rb = new Runbook({ workflow: 'rollbackRelease', environment, service, release: input.to, requestedBy: input.requestedBy, dryRun: input.dryRun, failure: input.failure, notify: input.notify });
   const ref = (node: string) => ({ environment, service, node });
 
   rb.phase('resolve');
@@ -40,7 +40,7 @@ export async function rollbackRelease(rawInput: RollbackReleaseInput): Promise<R
   );
   const planned = targets.map((t) => ({ ...t, outcome: t.from === t.to ? ('unchanged' as const) : ('planned' as const) }));
   if (input.dryRun) {
-    rb.succeed();
+    await rb.succeed();
     return { ok: true, dryRun: true, nodes: planned };
   }
   if (input.approval) {
@@ -58,6 +58,6 @@ export async function rollbackRelease(rawInput: RollbackReleaseInput): Promise<R
     await rb.step(`roll ${t.node} back to ${t.to}`, () => switchNode(rb, ref(t.node), t.to), { host: t.node, required: true });
     nodes.push({ ...t, outcome: 'switched' });
   }
-  rb.succeed();
+  await rb.succeed();
   return { ok: true, dryRun: false, nodes };
 }

@@ -11,6 +11,7 @@ import { inject } from 'vitest';
 import { stringify } from 'yaml';
 import { loadInventory } from '../../src/config/inventory';
 import { findTemporalCli } from '../../src/temporal/binary';
+import type { SlackSettings } from '../../src/slack/settings';
 import { createOpsWorker } from '../../src/workers/worker';
 import type { Fleet } from './fleet';
 
@@ -55,6 +56,8 @@ export interface InventoryOptions {
   knownHostsFile?: string;
   groups?: Record<string, string[]>;
   services?: Record<string, unknown>;
+  people?: Record<string, { slack: string }>;
+  notify?: { channel: string };
 }
 
 /** An inventory for the test fleet: environment `test`, groups `web` (h1-h3) and `app` (h4-h6). */
@@ -71,11 +74,13 @@ export function writeInventory(opts: InventoryOptions = {}): string {
     stringify({
       knownHosts: opts.knownHostsFile ?? f.knownHostsFile,
       defaults: { user: f.user, port: f.hosts[0].port, identityFile: f.identityFile },
+      ...(opts.people ? { people: opts.people } : {}),
       environments: {
         test: {
           hosts,
           groups: { web: ['h1', 'h2', 'h3'], app: ['h4', 'h5', 'h6'], ...(opts.groups ?? {}) },
           ...(opts.services ? { services: opts.services } : {}),
+          ...(opts.notify ? { notify: opts.notify } : {}),
         },
       },
     }),
@@ -84,8 +89,9 @@ export function writeInventory(opts: InventoryOptions = {}): string {
 }
 
 /** An in-process worker on its own task queue; stop() shuts it down and waits. */
-export async function startWorker(env: TestWorkflowEnvironment, inventoryFile: string, taskQueue: string) {
+export async function startWorker(env: TestWorkflowEnvironment, inventoryFile: string, taskQueue: string, slack?: SlackSettings) {
   const { worker, ssh } = await createOpsWorker({
+    slack,
     connection: env.nativeConnection,
     namespace: env.namespace ?? 'default',
     inventory: loadInventory(inventoryFile),
