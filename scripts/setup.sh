@@ -31,8 +31,8 @@ fi
 [[ "$mode" == test ]] || exit 0
 
 # The test suite drives real servers on loopback: sshd hosts (with sudo for the sudo tests), HAProxy in front
-# of a small Python service, and a git daemon serving its releases.
-packages=(openssh-server openssh-client sudo procps haproxy git python3)
+# of a small Python service, a git daemon serving its releases, and memcached.
+packages=(openssh-server openssh-client sudo procps haproxy git python3 memcached)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -128,11 +128,11 @@ describe('offline commands', () => {
       [['resolve', 'some-run', '--action', 'maybe'], "argument 'maybe' is invalid. Allowed choices are retry, skip, abort"],
       [['status'], "missing required argument 'workflowId'"],
       [['list', '--env', '../prod'], 'letters, digits'],
-      [['schema', 'nope'], 'unknown workflow "nope" (known: fleetRun, blueGreenDeploy, rollbackRelease)'],
+      [['schema', 'nope'], 'unknown workflow "nope" (known: fleetRun, blueGreenDeploy, rollbackRelease, rollingUpgrade)'],
       [['start', 'fleetRun', '--set', 'command'], '--set command: expected path=value'],
       [['start', 'fleetRun', '--input', 'not-json.json'], 'not-json.json: not JSON:'],
       [['start', 'fleetRun', '--input', 'missing.json'], "ENOENT: no such file or directory, open 'missing.json'"],
-      [['start', 'nope', '--set', 'environment=test'], 'unknown workflow "nope" (known: fleetRun, blueGreenDeploy, rollbackRelease)'],
+      [['start', 'nope', '--set', 'environment=test'], 'unknown workflow "nope" (known: fleetRun, blueGreenDeploy, rollbackRelease, rollingUpgrade)'],
     ];
     writeFileSync(path.join(dir, 'not-json.json'), '{ environment: test }');
     for (const [args, message] of cases) {

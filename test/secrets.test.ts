@@ -19,7 +19,8 @@ beforeAll(async () => {
   env = await testEnv();
   keyFile = path.join(mkdtempSync(path.join(tmpdir(), 'opsflow-key-')), 'id_ed25519');
   execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', PASSPHRASE, '-C', 'opsflow-secrets-test', '-f', keyFile]);
-  appendFileSync(path.join(fleet().dir, 'keys/authorized_keys'), readFileSync(`${keyFile}.pub`, 'utf8'));
+  // The fleet rewrites authorized_keys when hosts (re)start; keys that tests add live beside it.
+  appendFileSync(path.join(fleet().dir, 'keys/authorized_keys.extra'), readFileSync(`${keyFile}.pub`, 'utf8'));
 });
 afterAll(async () => {
   for (const w of workers) w.kill('SIGKILL');

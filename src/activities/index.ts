@@ -3,6 +3,7 @@ import type { Inventory } from '../config/inventory';
 import { createFleetActivities } from './fleet';
 import { createNotifyActivities } from './notify';
 import { createReleaseActivities } from './release';
+import { createUpgradeActivities } from './upgrade';
 import type { SshPool } from './ssh/pool';
 
 export interface ActivityDeps {
@@ -13,7 +14,7 @@ export interface ActivityDeps {
 }
 
 export function createActivities(deps: ActivityDeps) {
-  return { ...createFleetActivities(deps), ...createReleaseActivities(deps), ...createNotifyActivities(deps) };
+  return { ...createFleetActivities(deps), ...createReleaseActivities(deps), ...createNotifyActivities(deps), ...createUpgradeActivities(deps) };
 }
 
 export type Activities = ReturnType<typeof createActivities>;

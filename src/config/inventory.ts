@@ -201,6 +201,13 @@ export class Inventory {
     return Object.entries(this.raw.people).find(([, p]) => p.slack === slackUserId)?.[0] ?? `slack:${slackUserId}`;
   }
 
+  /** Services that HAProxy balances onto this host: it leaves their rotation while it changes. */
+  balancedServicesOn(environment: string, host: string): string[] {
+    return Object.entries(this.environment(environment).services)
+      .filter(([, svc]) => svc.haproxy && svc.nodes.includes(host))
+      .map(([svcName]) => svcName);
+  }
+
   services(environment: string): string[] {
     return Object.keys(this.environment(environment).services);
   }

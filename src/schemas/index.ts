@@ -4,8 +4,10 @@ import type { z } from 'zod';
 import blueGreenDeployExample from '../../examples/blueGreenDeploy.json';
 import fleetRunExample from '../../examples/fleetRun.json';
 import rollbackReleaseExample from '../../examples/rollbackRelease.json';
+import rollingUpgradeExample from '../../examples/rollingUpgrade.json';
 import { fleetRunInput } from './fleetRun';
 import { blueGreenDeployInput, rollbackReleaseInput } from './release';
+import { rollingUpgradeInput } from './rollingUpgrade';
 
 export interface WorkflowEntry {
   description: string;
@@ -39,6 +41,13 @@ export const WORKFLOWS: Record<string, WorkflowEntry> = {
     example: rollbackReleaseExample,
     summary: (i) => `roll back ${str(i.service) ?? '?'} in ${str(i.environment) ?? '?'}${str(i.to) ? ` to ${str(i.to)}` : ''}`,
     labels: (i) => ({ environment: str(i.environment), service: str(i.service), release: str(i.to) }),
+  },
+  rollingUpgrade: {
+    description: 'upgrade hosts one at a time in a fixed order, rebooting and checking each, stopping at the first that fails',
+    input: rollingUpgradeInput,
+    example: rollingUpgradeExample,
+    summary: (i) => `rolling upgrade in ${str(i.environment) ?? '?'}: ${Array.isArray(i.order) ? i.order.join(', ').slice(0, 80) : '?'}`,
+    labels: (i) => ({ environment: str(i.environment) }),
   },
 };
 

@@ -156,7 +156,7 @@ function now(): string {
   return new Date().toISOString();
 }
 
-function describeError(err: unknown): { message: string; type?: string } {
+export function describeError(err: unknown): { message: string; type?: string } {
   let e: unknown = err;
   // An activity's failure wraps the ApplicationFailure the activity threw: report the innermost cause.
   while (e instanceof Error && (e as { cause?: unknown }).cause instanceof Error) e = (e as { cause?: unknown }).cause;

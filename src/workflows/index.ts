@@ -1,3 +1,4 @@
 export { blueGreenDeploy } from './blueGreenDeploy';
 export { fleetRun } from './fleetRun';
 export { rollbackRelease } from './rollbackRelease';
+export { rollingUpgrade } from './rollingUpgrade';

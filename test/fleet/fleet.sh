@@ -336,7 +336,7 @@ host_config() {
 ListenAddress 127.0.10.$i:$port
 HostKey $hd/ssh_host_ed25519_key
 PidFile $hd/sshd.pid
-AuthorizedKeysFile $KEYS_DIR/authorized_keys
+AuthorizedKeysFile $KEYS_DIR/authorized_keys $KEYS_DIR/authorized_keys.extra
 AllowUsers $FLEET_USER
 PasswordAuthentication no
 KbdInteractiveAuthentication no

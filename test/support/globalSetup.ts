@@ -18,7 +18,7 @@ declare module 'vitest' {
 export const FLEET_DIR = process.env.OPSFLOW_TEST_FLEET_DIR ?? '/tmp/opsflow-test-fleet';
 
 export default async function setup(project: TestProject) {
-  const fleet = startFleet({ count: 6, dir: FLEET_DIR, port: Number(process.env.OPSFLOW_TEST_FLEET_PORT ?? 2222) });
+  const fleet = startFleet({ count: 9, dir: FLEET_DIR, port: Number(process.env.OPSFLOW_TEST_FLEET_PORT ?? 2222) });
   const server = await startDevServer();
   const dir = mkdtempSync(path.join(tmpdir(), 'opsflow-bundle-'));
   const { code } = await bundleWorkflowCode({ workflowsPath: path.join(__dirname, '../../src/workflows/index.ts') });

@@ -60,9 +60,12 @@ export interface InventoryOptions {
   notify?: { channel: string };
 }
 
-/** An inventory for the test fleet: environment `test`, groups `web` (h1-h3) and `app` (h4-h6). */
+/**
+ * An inventory for the test fleet: environment `test` with h1-h6, groups `web` (h1-h3) and `app` (h4-h6).
+ * h7-h9 are kept for tests that reboot hosts; they name them in `hosts`.
+ */
 export function writeInventory(opts: InventoryOptions = {}): string {
-  const f = fleet();
+  const f = { ...fleet(), hosts: fleet().hosts.slice(0, 6) };
   const dir = mkdtempSync(path.join(tmpdir(), 'opsflow-inv-'));
   const hosts = Object.fromEntries(
     f.hosts.map((h, i) => [h.name, { address: h.address, roles: i === 0 ? ['blue'] : ['green'], ...(opts.hosts?.[h.name] ?? {}) }]),

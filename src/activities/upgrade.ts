@@ -1,0 +1,105 @@
+// Activities for rolling upgrades: what a host runs (OS release, boot id, package versions), a reboot and the
+// wait for the host to come back with a new boot id, and service checks polled until they pass.
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import type { Client } from 'ssh2';
+import { programArgv } from '../common/command';
+import { UnknownTargetError, type Inventory, type ResolvedHost } from '../config/inventory';
+import type { ServiceCheck } from '../schemas/rollingUpgrade';
+import { runCheck, type CheckResult } from './checks';
+import type { SshPool } from './ssh/pool';
+import { runPlain } from './ssh/remoteRun';
+
+export interface HostRef {
+  environment: string;
+  host: string;
+}
+
+export interface HostFacts {
+  os: string;
+  bootId?: string;
+  packages: Record<string, string | null>;
+}
+
+const sleep = (ms: number) => Context.current().sleep(ms);
+
+export function createUpgradeActivities(deps: { inventory: Inventory; ssh: SshPool }) {
+  const { inventory, ssh } = deps;
+  const onHost = (ref: HostRef) => <T>(fn: (client: Client) => Promise<T>) => ssh.with(inventory.connection(ref.environment, ref.host), fn);
+  const sh = (ref: HostRef, argv: string[], timeoutMs = 60_000) => ssh.with(inventory.connection(ref.environment, ref.host), (client) => runPlain(client, argv, timeoutMs));
+
+  async function bootId(ref: HostRef, command: string[]): Promise<string> {
+    const res = await sh(ref, command, 30_000);
+    if (res.code !== 0 || !res.stdout.trim()) throw new Error(`${ref.host}: boot id command failed (exit ${res.code}): ${res.stderr.trim()}`);
+    return res.stdout.trim();
+  }
+
+  return {
+    /** The hosts in the operator's order, and the HAProxy-balanced services each one serves. */
+    async upgradePlan(input: { environment: string; order: string[] }): Promise<{ hosts: ResolvedHost[]; rotation: Record<string, string[]> }> {
+      try {
+        const hosts = inventory.resolve(input.environment, { hosts: input.order });
+        return { hosts, rotation: Object.fromEntries(hosts.map((h) => [h.name, inventory.balancedServicesOn(input.environment, h.name)])) };
+      } catch (err) {
+        if (err instanceof UnknownTargetError) throw ApplicationFailure.create({ message: err.message, type: 'UnknownTarget', nonRetryable: true });
+        throw err;
+      }
+    },
+
+    async hostFacts(input: HostRef & { packages: string[]; bootIdCommand?: string[] }): Promise<HostFacts> {
+      const os = await sh(input, ['cat', '/etc/os-release']);
+      if (os.code !== 0) throw new Error(`${input.host}: cannot read /etc/os-release: ${os.stderr.trim()}`);
+      const packages: Record<string, string | null> = Object.fromEntries(input.packages.map((p) => [p, null]));
+      if (input.packages.length) {
+        const res = await sh(input, ['dpkg-query', '-W', '-f=${Package} ${Version}\\n', ...input.packages]);
+        for (const line of res.stdout.split('\n')) {
+          const [name, version] = line.trim().split(' ');
+          if (name && version && name in packages) packages[name] = version;
+        }
+      }
+      return {
+        os: /^PRETTY_NAME="?([^"\n]*)"?/m.exec(os.stdout)?.[1] ?? os.stdout.split('\n')[0],
+        bootId: input.bootIdCommand ? await bootId(input, input.bootIdCommand) : undefined,
+        packages,
+      };
+    },
+
+    /** Asks the host to reboot. Its connection going away is the expected answer, not an error. */
+    async requestReboot(input: HostRef & { command: string[]; sudo: boolean }): Promise<void> {
+      await sh(input, programArgv({ argv: input.command, sudo: input.sudo }), 30_000).catch(() => undefined);
+    },
+
+    /** Waits, with backoff, until SSH answers again with a boot id other than the one before the reboot. */
+    async waitForBoot(input: HostRef & { previousBootId: string; bootIdCommand: string[]; timeoutMs: number }): Promise<{ bootId: string; waitedMs: number }> {
+      const started = Date.now();
+      let last = 'no answer yet';
+      for (let attempt = 0; Date.now() - started < input.timeoutMs; attempt++) {
+        Context.current().heartbeat({ attempt, last });
+        try {
+          const id = await bootId(input, input.bootIdCommand);
+          if (id !== input.previousBootId) return { bootId: id, waitedMs: Date.now() - started };
+          last = 'still the boot id from before the reboot';
+        } catch (err) {
+          last = (err as Error).message;
+        }
+        await sleep(Math.min(250 * 2 ** attempt, 10_000));
+      }
+      throw ApplicationFailure.create({ message: `${input.host} did not come back within ${input.timeoutMs / 1000}s of its reboot (${last})`, type: 'HostDidNotReturn', nonRetryable: true });
+    },
+
+    /** Runs the checks until all pass or the time is up; then ChecksFailed names each failing one. */
+    async runChecks(input: HostRef & { address: string; checks: ServiceCheck[]; timeoutMs: number }): Promise<CheckResult[]> {
+      const started = Date.now();
+      for (let attempt = 0; ; attempt++) {
+        Context.current().heartbeat(attempt);
+        const results = await Promise.all(input.checks.map((c) => runCheck(c, { name: input.host, address: input.address }, onHost(input))));
+        const failing = results.filter((r) => !r.ok);
+        if (!failing.length) return results;
+        if (Date.now() - started > input.timeoutMs) {
+          throw ApplicationFailure.create({ message: `${input.host}: ${failing.map((r) => `${r.check}: ${r.detail}`).join('; ')}`, type: 'ChecksFailed', nonRetryable: true, details: [results] });
+        }
+        await sleep(Math.min(250 * 2 ** attempt, 5_000));
+      }
+    },
+  };
+}

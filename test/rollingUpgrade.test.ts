@@ -1,0 +1,182 @@
+// rollingUpgrade on fleet hosts h7-h9, which these tests reboot: a host's "reboot" restarts its sshd with a new
+// boot id (test/fleet/fleet.sh restart-host), and can be made to come back late or never. A real memcached
+// stands for the service checked before and after.
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, chmodSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { RollingUpgradeInput } from '../src/schemas/rollingUpgrade';
+import type { RunStatus } from '../src/workflows/gates';
+import type { rollingUpgrade } from '../src/workflows/rollingUpgrade';
+import { fleetScript, type FleetHost } from './support/fleet';
+import { fleet, freePort, portOpen, startWorker, testEnv, unique, waitFor, writeInventory } from './support/harness';
+
+const HOSTS = ['h7', 'h8', 'h9'];
+let env: TestWorkflowEnvironment;
+let worker: { stop(): Promise<void> };
+let memcached: ChildProcess;
+let memcachedPort: number;
+let powerSwitch: NodeJS.Timeout;
+const queue = unique('upgrade');
+const logDir = mkdtempSync(path.join(tmpdir(), 'opsflow-upgrade-'));
+/** Hosts that go down at their reboot and do not come back. */
+const neverReturn = new Set<string>();
+
+const host = (name: string) => fleet().hosts.find((h) => h.name === name) as FleetHost;
+const file = (name: string, f: string) => path.join(host(name).dir, 'root', f);
+const bootId = (name: string) => readFileSync(path.join(host(name).dir, 'boot_id'), 'utf8').trim();
+
+beforeAll(async () => {
+  chmodSync(logDir, 0o777);
+  env = await testEnv();
+  memcachedPort = await freePort();
+  memcached = spawn('memcached', ['-l', '127.0.0.1', '-p', String(memcachedPort), '-m', '64', '-U', '0', '-u', 'nobody'], { stdio: 'ignore' });
+  await waitFor(() => portOpen(memcachedPort), 'memcached');
+  worker = await startWorker(env, writeInventory({ hosts: Object.fromEntries(HOSTS.map((h) => [h, { address: host(h).address }])) }), queue);
+  // The hosts' "reboot" leaves a request; this plays the power switch.
+  powerSwitch = setInterval(() => {
+    for (const h of HOSTS) {
+      if (!existsSync(file(h, 'reboot-requested'))) continue;
+      rmSync(file(h, 'reboot-requested'));
+      if (neverReturn.has(h)) fleetScript('stop-host', h, '--dir', fleet().dir);
+      else fleetScript('restart-host', h, '--dir', fleet().dir, '--down-seconds', '1');
+    }
+  }, 100);
+});
+
+afterAll(async () => {
+  clearInterval(powerSwitch);
+  for (const h of HOSTS) fleetScript('start-host', h, '--dir', fleet().dir);
+  await worker?.stop();
+  memcached?.kill();
+  await env?.teardown();
+});
+
+function start(input: Partial<RollingUpgradeInput>, id = unique('upgrade')): Promise<WorkflowHandle<typeof rollingUpgrade>> {
+  const log = path.join(logDir, `${id}.log`);
+  return env.client.workflow.start<typeof rollingUpgrade>('rollingUpgrade', {
+    taskQueue: queue,
+    workflowId: id,
+    args: [
+      {
+        environment: 'test',
+        order: HOSTS,
+        rollbackPlan: 'reinstall the previous packages',
+        upgrade: { command: ['sh', '-c', `test ! -e "$OPSFLOW_HOST_DIR/fail-upgrade" && echo "$OPSFLOW_HOST" >> ${log} && echo done > "$OPSFLOW_HOST_DIR/upgraded-${id}"`], sudo: false },
+        reboot: { command: ['sh', '-c', 'touch "$OPSFLOW_HOST_DIR/reboot-requested"'], sudo: false, bootIdCommand: ['sh', '-c', 'cat "$OPSFLOW_BOOT_ID_FILE"'], timeout: '8s' },
+        packages: ['dash'],
+        checks: [
+          { kind: 'memcached', host: '127.0.0.1', port: memcachedPort, version: { atLeast: '1.5' }, memoryLimitMb: 64 },
+          { kind: 'tcp', port: host('h7').port },
+          { kind: 'command', command: ['test', '-d', '/tmp'] },
+        ],
+        approval: { approvers: ['alice'] },
+        ...input,
+      } as RollingUpgradeInput,
+    ],
+  });
+}
+
+const upgradedLog = (h: WorkflowHandle) => readFileSync(path.join(logDir, `${h.workflowId}.log`), 'utf8').trim().split('\n').filter(Boolean);
+const status = (h: WorkflowHandle) => h.query<RunStatus>('status');
+const openGate = (h: WorkflowHandle, kind: 'approval' | 'failure') => waitFor(async () => (await status(h)).gates.find((g) => g.state === 'open' && g.kind === kind), `an open ${kind} gate`, 60_000);
+
+async function failure(h: WorkflowHandle): Promise<{ type?: string; message: string }> {
+  const err = await h.result().then(() => undefined, (e: unknown) => e);
+  expect(err).toBeInstanceOf(WorkflowFailedError);
+  const cause = (err as WorkflowFailedError).cause as { message: string; type?: string };
+  return { type: cause.type, message: cause.message };
+}
+
+describe('rollingUpgrade', () => {
+  it('waits for a thumbs-up, then upgrades, reboots and checks each host in the given order', async () => {
+    const before = Object.fromEntries(HOSTS.map((h) => [h, bootId(h)]));
+    const h = await start({ order: ['h8', 'h7', 'h9'] });
+    const gate = await openGate(h, 'approval');
+    expect(gate.evidence).toContain('Rollback plan:\nreinstall the previous packages');
+    expect(existsSync(path.join(logDir, `${h.workflowId}.log`))).toBe(false);
+    await h.executeUpdate('approve', { args: [{ by: 'alice' }] });
+    const result = await h.result();
+    expect(result.upgraded).toEqual(['h8', 'h7', 'h9']);
+    expect(upgradedLog(h)).toEqual(['h8', 'h7', 'h9']);
+    for (const name of HOSTS) expect(bootId(name)).not.toBe(before[name]);
+    const note = result.notes.find((n) => n.host === 'h8');
+    expect(note).toMatchObject({ rebooted: true, osBefore: expect.stringContaining('Debian') });
+    expect(note?.packages.dash.before).toMatch(/^\d/);
+    expect(note?.checks.map((c) => c.ok)).toEqual([true, true, true]);
+    expect(note?.checks[0].detail).toMatch(/64 MB, set\/get ok/);
+  });
+
+  it('stops the line at a host that does not come back; abort leaves the later hosts untouched', async () => {
+    neverReturn.add('h8');
+    try {
+      const h = await start({ order: ['h7', 'h8', 'h9'] });
+      await openGate(h, 'approval');
+      await h.executeUpdate('approve', { args: [{ by: 'alice' }] });
+      const gate = await openGate(h, 'failure');
+      expect(gate.evidence).toContain('h8 did not come back');
+      await h.executeUpdate('resolve', { args: [{ action: 'abort', by: 'alice' }] });
+      const { type, message } = await failure(h);
+      expect(type).toBe('Aborted');
+      expect(message).toContain('upgraded: h7; skipped: none; failed: h8; untouched: h9');
+      expect(existsSync(file('h9', `upgraded-${h.workflowId}`))).toBe(false);
+    } finally {
+      neverReturn.delete('h8');
+      fleetScript('start-host', 'h8', '--dir', fleet().dir);
+    }
+  });
+
+  it('skip at the failure gate goes on with the next host', async () => {
+    writeFileSync(file('h8', 'fail-upgrade'), '');
+    try {
+      const h = await start({ order: ['h7', 'h8', 'h9'], reboot: undefined });
+      await openGate(h, 'approval');
+      await h.executeUpdate('approve', { args: [{ by: 'alice' }] });
+      await openGate(h, 'failure');
+      await h.executeUpdate('resolve', { args: [{ action: 'skip', by: 'alice' }] });
+      const result = await h.result();
+      expect(result).toMatchObject({ ok: false, upgraded: ['h7', 'h9'], skipped: ['h8'] });
+      expect(upgradedLog(h)).toEqual(['h7', 'h9']);
+    } finally {
+      rmSync(file('h8', 'fail-upgrade'), { force: true });
+    }
+  });
+
+  it('a memcached check with the wrong memory limit fails the pre-check, before anything changes', async () => {
+    const h = await start({ checks: [{ kind: 'memcached', host: '127.0.0.1', port: memcachedPort, memoryLimitMb: 128, setGet: true }], failure: { onFailure: 'fail' } });
+    await openGate(h, 'approval');
+    await h.executeUpdate('approve', { args: [{ by: 'alice' }] });
+    const { message } = await failure(h);
+    expect(message).toContain('memory limit 64 MB, want 128 MB (-m)');
+    expect(message).toContain('upgraded: none');
+    expect(existsSync(path.join(logDir, `${h.workflowId}.log`))).toBe(false);
+  });
+
+  it('rejection upgrades nothing', async () => {
+    const h = await start({});
+    await openGate(h, 'approval');
+    await h.executeUpdate('reject', { args: [{ by: 'alice', reason: 'release freeze' }] });
+    expect((await failure(h)).type).toBe('Rejected');
+    expect(existsSync(path.join(logDir, `${h.workflowId}.log`))).toBe(false);
+  });
+
+  it('refuses bad input: an unknown host in the order, an empty rollback plan, a host twice', async () => {
+    const unknown = await failure(await start({ order: ['h7', 'nope'] }));
+    expect(unknown).toMatchObject({ type: 'UnknownTarget', message: expect.stringContaining('unknown host(s) in test: nope') });
+    const empty = await failure(await start({ rollbackPlan: '   ' }));
+    expect(empty.type).toBe('InvalidInput');
+    expect(empty.message).toContain('rollbackPlan: required');
+    expect((await failure(await start({ order: ['h7', 'h7'] }))).message).toContain('a host appears twice');
+  });
+
+  it('a dry run lists the steps per host and touches nothing', async () => {
+    const h = await start({ dryRun: true });
+    const result = await h.result();
+    expect(result.plan?.map((p) => p.host)).toEqual(HOSTS);
+    expect(result.plan?.[0].steps.join('\n')).toContain('reboot: sh -c');
+    expect(execFileSync('ls', [path.join(host('h7').dir, 'root')], { encoding: 'utf8' })).not.toContain(`upgraded-${h.workflowId}`);
+  });
+});
