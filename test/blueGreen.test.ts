@@ -2,7 +2,7 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
+import type { WorkflowHandle } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BlueGreenDeployInput } from '../src/schemas/release';
@@ -10,7 +10,7 @@ import type { blueGreenDeploy } from '../src/workflows/blueGreenDeploy';
 import type { RunStatus } from '../src/workflows/gates';
 import type { rollbackRelease } from '../src/workflows/rollbackRelease';
 import { startHaproxy, startLoad, type Haproxy, type Load } from './support/haproxy';
-import { fleet, recordHistory, spawnWorker, startWorker, testEnv, unique, waitFor, writeInventory } from './support/harness';
+import { failureOf, fleet, recordHistory, spawnWorker, startWorker, testEnv, unique, waitFor, writeInventory } from './support/harness';
 import { startReleaseRepo, type ReleaseRepo } from './support/releaseRepo';
 
 const NODES = ['h1', 'h2', 'h3'];
@@ -89,13 +89,6 @@ function deploy(release: string, extra: Partial<BlueGreenDeployInput> = {}, task
 const status = (h: WorkflowHandle) => h.query<RunStatus>('status');
 const openGate = (h: WorkflowHandle, kind: 'approval' | 'failure') => waitFor(async () => (await status(h)).gates.find((g) => g.state === 'open' && g.kind === kind), `an open ${kind} gate`, 60_000);
 
-async function failure(h: WorkflowHandle): Promise<{ message: string; type?: string }> {
-  const err = await h.result().then(() => undefined, (e: unknown) => e);
-  expect(err).toBeInstanceOf(WorkflowFailedError);
-  const cause = (err as WorkflowFailedError).cause as { message: string; type?: string };
-  return { message: cause.message, type: cause.type };
-}
-
 async function underLoad<T>(fn: () => Promise<T>): Promise<{ value: T; load: Awaited<ReturnType<Load['stop']>> }> {
   const load = startLoad(haproxy.url);
   try {
@@ -134,7 +127,7 @@ describe('blueGreenDeploy', () => {
 
   it('a release that fails its health check on blue goes back by itself; green is never touched', async () => {
     const h = await deploy('bad');
-    const { value: err, load } = await underLoad(() => failure(h));
+    const { value: err, load } = await underLoad(() => failureOf(h));
     expect(err.type).toBe('HealthCheckFailed');
     expect(err.message).toContain('h1 is not healthy');
     expect(load.failed, load.errors.join('\n')).toBe(0);
@@ -150,7 +143,7 @@ describe('blueGreenDeploy', () => {
     await openGate(h, 'approval');
     expect(live('h1')).toBe(repo.commits.v3);
     await h.executeUpdate('reject', { args: [{ by: 'bob', reason: 'checkout page is slow' }] });
-    const { type, message } = await failure(h);
+    const { type, message } = await failureOf(h);
     expect(type).toBe('Rejected');
     expect(message).toContain('rejected by bob: checkout page is slow');
     expect(lives()).toEqual(NODES.map(() => repo.commits.v2));
@@ -169,7 +162,7 @@ describe('blueGreenDeploy', () => {
         expect(gate.evidence).toContain('restart refused');
         expect(gate.actions).toEqual(['retry', 'abort']);
         await h.executeUpdate('resolve', { args: [{ action: 'abort', by: 'alice' }] });
-        return failure(h);
+        return failureOf(h);
       });
       expect(err.type).toBe('Aborted');
       expect(load.failed, load.errors.join('\n')).toBe(0);
@@ -225,15 +218,15 @@ describe('blueGreenDeploy', () => {
   it('refuses bad input up front: unknown service, release ids with "/" or "..", shell syntax', async () => {
     const start = (args: Record<string, unknown>) =>
       env.client.workflow.start('blueGreenDeploy', { taskQueue: queue, workflowId: unique('bad'), args: [{ environment: 'test', service: 'web', release: { id: 'v1', git: { repo: repo.url, ref: 'main' } }, ...args }] });
-    const unknown = await failure(await start({ service: 'nope' }));
+    const unknown = await failureOf(await start({ service: 'nope' }));
     expect(unknown.type).toBe('UnknownTarget');
     expect(unknown.message).toContain('unknown service "nope" in test (services: web, web-via-ssh)');
     for (const id of ['../etc', 'a/b', 'x;rm -rf /', '$(reboot)', '..']) {
-      const bad = await failure(await start({ release: { id, git: { repo: repo.url, ref: 'main' } } }));
+      const bad = await failureOf(await start({ release: { id, git: { repo: repo.url, ref: 'main' } } }));
       expect(bad.type).toBe('InvalidInput');
       expect(bad.message).toContain('release.id');
     }
-    const both = await failure(await start({ release: { id: 'v1', tarball: '/tmp/x.tgz', git: { repo: repo.url, ref: 'main' } } }));
+    const both = await failureOf(await start({ release: { id: 'v1', tarball: '/tmp/x.tgz', git: { repo: repo.url, ref: 'main' } } }));
     expect(both.message).toContain('give exactly one of git or tarball');
     expect(existsSync(path.join(nodeDir('h1'), 'deploys', 'v1'))).toBe(false);
   });
@@ -249,7 +242,7 @@ describe('rollbackRelease', () => {
     expect((await named.result()).ok).toBe(true);
     expect(lives()).toEqual(NODES.map(() => repo.commits.v1));
     const missing = await env.client.workflow.start<typeof rollbackRelease>('rollbackRelease', { taskQueue: queue, workflowId: unique('rollback'), args: [{ environment: 'test', service: 'web', to: 'v0', failure: { onFailure: 'fail' } }] });
-    expect((await failure(missing)).message).toContain('release v0 is not installed');
+    expect((await failureOf(missing)).message).toContain('release v0 is not installed');
   });
 });
 

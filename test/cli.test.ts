@@ -4,14 +4,14 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
+import type { WorkflowHandle } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { SA_ENVIRONMENT } from '../src/common/constants';
 import { fleetRunInput } from '../src/schemas/fleetRun';
 import type { FleetRunResult } from '../src/workflows/fleetRun';
 import type { RunStatus } from '../src/workflows/gates';
-import { ROOT, hostFile, readHostFile, startWorker, testEnv, unique, waitFor, writeInventory } from './support/harness';
+import { failureOf, hostFile, readHostFile, ROOT, startWorker, testEnv, unique, waitFor, writeInventory } from './support/harness';
 
 let env: TestWorkflowEnvironment;
 let worker: { stop(): Promise<void> };
@@ -85,16 +85,7 @@ async function statusJson(id: string): Promise<RunStatus> {
 /** Waits, through the CLI, until the run waits at an open gate with this id. */
 const gateOpen = (id: string, gate: string) => waitFor(async () => (await statusJson(id)).gates.find((g) => g.id === gate && g.state === 'open'), `gate "${gate}" of ${id} to open`);
 
-async function failureOf(id: string): Promise<string> {
-  const err = await handle(id)
-    .result()
-    .then(
-      () => undefined,
-      (e: unknown) => e,
-    );
-  expect(err).toBeInstanceOf(WorkflowFailedError);
-  return ((err as WorkflowFailedError).cause as Error).message;
-}
+const failureMessage = async (id: string): Promise<string> => (await failureOf(handle(id))).message;
 
 describe('offline commands', () => {
   it('workflows lists each workflow with its description', async () => {
@@ -224,7 +215,7 @@ describe('gates', () => {
     const id = await start('environment=test', 'target.group=web', 'command=["true"]', 'approval={}');
     await gateOpen(id, 'run');
     expect(await ok('reject', id, '--by', 'bob', '--reason', 'change freeze')).toBe('reject: gate "run" is rejected\n');
-    expect(await failureOf(id)).toContain('rejected by bob: change freeze');
+    expect(await failureMessage(id)).toContain('rejected by bob: change freeze');
 
     const shown = await ok('status', id);
     expect(shown).toContain('state failed');
@@ -264,7 +255,7 @@ describe('gates', () => {
     expect(wrong.code).toBe(1);
     expect(wrong.stderr).toContain('refused: gate "failure" is a failure gate: answer it with resolve');
     expect(await ok('resolve', id, '--action', 'abort', '--comment', 'not today')).toBe('resolve: gate "failure" is abort\n');
-    expect(await failureOf(id)).toContain('aborted: 1 host(s) failed');
+    expect(await failureMessage(id)).toContain('aborted: 1 host(s) failed');
     expect(await ok('status', id)).toContain('state failed');
   });
 

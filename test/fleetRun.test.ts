@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FleetRunInput } from '../src/schemas/fleetRun';
 import type { fleetRun } from '../src/workflows/fleetRun';
 import type { RunStatus } from '../src/workflows/gates';
-import { fleet, readHostFile, recordHistory, startWorker, testEnv, unique, waitFor, writeInventory } from './support/harness';
+import { failureOf, fleet, readHostFile, recordHistory, startWorker, testEnv, unique, waitFor, writeInventory } from './support/harness';
 
 let env: TestWorkflowEnvironment;
 let worker: { stop(): Promise<void> };
@@ -36,16 +36,6 @@ function start(input: Partial<FleetRunInput> & Record<string, unknown>, id = uni
 
 const status = (h: WorkflowHandle) => h.query<RunStatus>('status');
 const openGate = (h: WorkflowHandle, kind: 'approval' | 'failure') => waitFor(async () => (await status(h)).gates.find((g) => g.state === 'open' && g.kind === kind), `an open ${kind} gate`);
-
-async function failureOf(h: WorkflowHandle): Promise<{ message: string; type?: string }> {
-  const err = await h.result().then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(WorkflowFailedError);
-  const cause = (err as WorkflowFailedError).cause as { message: string; type?: string };
-  return { message: cause.message, type: cause.type };
-}
 
 async function refusal(p: Promise<unknown>): Promise<string> {
   const err = await p.then(

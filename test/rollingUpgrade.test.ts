@@ -5,14 +5,14 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, chmodSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
+import type { WorkflowHandle } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RollingUpgradeInput } from '../src/schemas/rollingUpgrade';
 import type { RunStatus } from '../src/workflows/gates';
 import type { rollingUpgrade } from '../src/workflows/rollingUpgrade';
 import { fleetScript, type FleetHost } from './support/fleet';
-import { fleet, freePort, portOpen, startWorker, testEnv, unique, waitFor, writeInventory } from './support/harness';
+import { failureOf, fleet, freePort, portOpen, startWorker, testEnv, unique, waitFor, writeInventory } from './support/harness';
 
 const HOSTS = ['h7', 'h8', 'h9'];
 let env: TestWorkflowEnvironment;
@@ -84,13 +84,6 @@ const upgradedLog = (h: WorkflowHandle) => readFileSync(path.join(logDir, `${h.w
 const status = (h: WorkflowHandle) => h.query<RunStatus>('status');
 const openGate = (h: WorkflowHandle, kind: 'approval' | 'failure') => waitFor(async () => (await status(h)).gates.find((g) => g.state === 'open' && g.kind === kind), `an open ${kind} gate`, 60_000);
 
-async function failure(h: WorkflowHandle): Promise<{ type?: string; message: string }> {
-  const err = await h.result().then(() => undefined, (e: unknown) => e);
-  expect(err).toBeInstanceOf(WorkflowFailedError);
-  const cause = (err as WorkflowFailedError).cause as { message: string; type?: string };
-  return { type: cause.type, message: cause.message };
-}
-
 describe('rollingUpgrade', () => {
   it('waits for a thumbs-up, then upgrades, reboots and checks each host in the given order', async () => {
     const before = Object.fromEntries(HOSTS.map((h) => [h, bootId(h)]));
@@ -119,7 +112,7 @@ describe('rollingUpgrade', () => {
       const gate = await openGate(h, 'failure');
       expect(gate.evidence).toContain('h8 did not come back');
       await h.executeUpdate('resolve', { args: [{ action: 'abort', by: 'alice' }] });
-      const { type, message } = await failure(h);
+      const { type, message } = await failureOf(h);
       expect(type).toBe('Aborted');
       expect(message).toContain('upgraded: h7; skipped: none; failed: h8; untouched: h9');
       expect(existsSync(file('h9', `upgraded-${h.workflowId}`))).toBe(false);
@@ -149,7 +142,7 @@ describe('rollingUpgrade', () => {
     const h = await start({ checks: [{ kind: 'memcached', host: '127.0.0.1', port: memcachedPort, memoryLimitMb: 128, setGet: true }], failure: { onFailure: 'fail' } });
     await openGate(h, 'approval');
     await h.executeUpdate('approve', { args: [{ by: 'alice' }] });
-    const { message } = await failure(h);
+    const { message } = await failureOf(h);
     expect(message).toContain('memory limit 64 MB, want 128 MB (-m)');
     expect(message).toContain('upgraded: none');
     expect(existsSync(path.join(logDir, `${h.workflowId}.log`))).toBe(false);
@@ -159,17 +152,17 @@ describe('rollingUpgrade', () => {
     const h = await start({});
     await openGate(h, 'approval');
     await h.executeUpdate('reject', { args: [{ by: 'alice', reason: 'release freeze' }] });
-    expect((await failure(h)).type).toBe('Rejected');
+    expect((await failureOf(h)).type).toBe('Rejected');
     expect(existsSync(path.join(logDir, `${h.workflowId}.log`))).toBe(false);
   });
 
   it('refuses bad input: an unknown host in the order, an empty rollback plan, a host twice', async () => {
-    const unknown = await failure(await start({ order: ['h7', 'nope'] }));
+    const unknown = await failureOf(await start({ order: ['h7', 'nope'] }));
     expect(unknown).toMatchObject({ type: 'UnknownTarget', message: expect.stringContaining('unknown host(s) in test: nope') });
-    const empty = await failure(await start({ rollbackPlan: '   ' }));
+    const empty = await failureOf(await start({ rollbackPlan: '   ' }));
     expect(empty.type).toBe('InvalidInput');
     expect(empty.message).toContain('rollbackPlan: required');
-    expect((await failure(await start({ order: ['h7', 'h7'] }))).message).toContain('a host appears twice');
+    expect((await failureOf(await start({ order: ['h7', 'h7'] }))).message).toContain('a host appears twice');
   });
 
   it('a dry run lists the steps per host and touches nothing', async () => {

@@ -2,7 +2,6 @@
 // thread per run. The real @slack/web-api client talks to a local double of Slack's Web API (Slack itself is
 // out of reach here); clicks are real HTTP requests signed exactly as Slack signs them.
 import type { WorkflowHandle } from '@temporalio/client';
-import { WorkflowFailedError } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadInventory } from '../src/config/inventory';
@@ -11,7 +10,7 @@ import { serveInteractivity } from '../src/slack/interactivity';
 import { slackClient, type SlackSettings } from '../src/slack/settings';
 import type { fleetRun } from '../src/workflows/fleetRun';
 import type { RunStatus } from '../src/workflows/gates';
-import { recordHistory, startWorker, testEnv, unique, waitFor, writeInventory } from './support/harness';
+import { failureOf, recordHistory, startWorker, testEnv, unique, waitFor, writeInventory } from './support/harness';
 import { signSlackRequest, startSlackDouble, type SlackDouble, type SlackMessage } from './support/slackDouble';
 
 const SIGNING_SECRET = `signing-${unique('secret')}`;
@@ -88,13 +87,6 @@ async function click(h: Handle, user: string, which: 'Approve' | 'Reject…' | '
 }
 
 const lastEphemeral = (user: string) => [...slack.ephemerals].reverse().find((e) => e.user === user)?.text ?? '';
-
-async function failure(h: Handle): Promise<{ type?: string; message: string }> {
-  const err = await h.result().then(() => undefined, (e: unknown) => e);
-  expect(err).toBeInstanceOf(WorkflowFailedError);
-  const cause = (err as WorkflowFailedError).cause as { message: string; type?: string };
-  return { type: cause.type, message: cause.message };
-}
 
 describe('Slack gates', () => {
   it('a signed Approve click unblocks the run; the message shows the decision and loses its buttons', async () => {
@@ -178,7 +170,7 @@ describe('Slack gates', () => {
     const refused = await submit('U0MALLORY', 'nope');
     expect(JSON.parse(refused.text)).toMatchObject({ response_action: 'errors', errors: { reason: expect.stringContaining('may not answer') } });
     expect((await submit('U0BOB', 'error rate is up')).text).toBe('');
-    const { type, message } = await failure(h);
+    const { type, message } = await failureOf(h);
     expect(type).toBe('Rejected');
     expect(message).toContain('rejected by bob: error rate is up');
   });
@@ -186,7 +178,7 @@ describe('Slack gates', () => {
   it('failure gates get Retry / Skip / Abort buttons', async () => {
     const h = await start({ command: ['false'] });
     await click(h, 'U0ALICE', 'Abort');
-    expect((await failure(h)).type).toBe('Aborted');
+    expect((await failureOf(h)).type).toBe('Aborted');
   });
 
   it('a gate closed from the CLI or by its timeout updates the message; a later click is told it is closed', async () => {
@@ -202,7 +194,7 @@ describe('Slack gates', () => {
 
     const timed = await start({ approval: { timeout: '1s' } });
     const timedMessage = await gateMessage(timed);
-    expect((await failure(timed)).type).toBe('Rejected');
+    expect((await failureOf(timed)).type).toBe('Rejected');
     const closed = await closedMessage(timedMessage);
     expect(JSON.stringify(closed.blocks)).toContain('Timed out');
   });

@@ -4,10 +4,10 @@ import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import type { WorkflowHandle } from '@temporalio/client';
+import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
-import { inject } from 'vitest';
+import { expect, inject } from 'vitest';
 import { stringify } from 'yaml';
 import { loadInventory } from '../../src/config/inventory';
 import { findTemporalCli } from '../../src/temporal/binary';
@@ -170,4 +170,15 @@ export function recordHistory(handle: WorkflowHandle, name: string): void {
   const dir = path.join(ROOT, 'test/histories');
   mkdirSync(dir, { recursive: true });
   writeFileSync(path.join(dir, `${name}.json`), json);
+}
+
+/** Waits for the run to fail and returns its failure as the operator reads it: type and message. */
+export async function failureOf(handle: WorkflowHandle): Promise<{ type?: string; message: string }> {
+  const err = await handle.result().then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(WorkflowFailedError);
+  const cause = (err as WorkflowFailedError).cause as { message: string; type?: string };
+  return { type: cause.type, message: cause.message };
 }
