@@ -1,6 +1,7 @@
 // Activities that act on hosts over SSH. A fleet command is one activity for the whole batch, with per-host
 // progress in its heartbeats: a Temporal round trip per host would cost more than the command itself, and the
 // remote run guard makes the batch safe to retry after a crash.
+import { setMaxListeners } from 'node:events';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { UnknownTargetError, type Inventory, type ResolvedHost } from '../config/inventory';
@@ -100,6 +101,8 @@ export function createFleetActivities(deps: { inventory: Inventory; ssh: SshPool
       const results: HostRunResult[] = input.hosts.map((h) => notStarted(h.name));
       const progress: FleetProgress = { total: input.hosts.length, done: 0, failed: 0, running: [] };
       const beat = () => ctx.heartbeat(progress);
+      // Every host in flight listens for cancellation; past Node's default of 10 it would warn of a leak.
+      setMaxListeners(input.concurrency + 10, ctx.cancellationSignal);
       // Heartbeats also carry cancellation to us, so keep them flowing while long commands run.
       const ticker = setInterval(beat, 2_000);
       let next = 0;

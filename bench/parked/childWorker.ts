@@ -1,0 +1,40 @@
+// The opsflow worker alone in its own process, so its resident memory is measured without the bench's.
+// argv: TEMPORAL_ADDRESS INVENTORY TASK_QUEUE BUNDLE_FILE. Answers {type: 'memory'} over IPC.
+process.env.OPSFLOW_LOG_LEVEL ??= 'warn';
+import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
+import { loadInventory } from '../../src/config/inventory';
+import { createOpsWorker } from '../../src/workers/worker';
+
+export interface MemoryReport {
+  type: 'memory';
+  rssMiB: number;
+  heapUsedMiB: number;
+}
+
+async function main() {
+  const [address, inventory, taskQueue, bundle] = process.argv.slice(2);
+  Runtime.install({ logger: new DefaultLogger('WARN') });
+  const connection = await NativeConnection.connect({ address });
+  const { worker, ssh } = await createOpsWorker({ connection, namespace: 'default', inventory: loadInventory(inventory), taskQueue, workflowBundle: { codePath: bundle } });
+  process.on('message', (m: { type?: string }) => {
+    if (m?.type !== 'memory') return;
+    const mem = process.memoryUsage();
+    const report: MemoryReport = { type: 'memory', rssMiB: mem.rss / 2 ** 20, heapUsedMiB: mem.heapUsed / 2 ** 20 };
+    process.send?.(report);
+  });
+  // The parent going away must not leave a worker polling behind.
+  process.on('disconnect', () => worker.shutdown());
+  const running = worker.run();
+  process.send?.({ type: 'ready', maxCachedWorkflows: worker.options.maxCachedWorkflows });
+  await running;
+  await ssh.closeAll();
+  await connection.close();
+}
+
+main().then(
+  () => process.exit(0),
+  (err) => {
+    console.error(err);
+    process.exit(1);
+  },
+);
