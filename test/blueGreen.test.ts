@@ -5,13 +5,17 @@ import path from 'node:path';
 import type { WorkflowHandle } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadInventory } from '../src/config/inventory';
 import type { BlueGreenDeployInput } from '../src/schemas/release';
+import { serveInteractivity } from '../src/slack/interactivity';
+import { slackClient } from '../src/slack/settings';
 import type { blueGreenDeploy } from '../src/workflows/blueGreenDeploy';
 import type { RunStatus } from '../src/workflows/gates';
 import type { rollbackRelease } from '../src/workflows/rollbackRelease';
 import { startHaproxy, startLoad, type Haproxy, type Load } from './support/haproxy';
 import { failureOf, fleet, recordHistory, spawnWorker, startWorker, testEnv, unique, waitFor, writeInventory } from './support/harness';
 import { startReleaseRepo, type ReleaseRepo } from './support/releaseRepo';
+import { signSlackRequest, startSlackDouble } from './support/slackDouble';
 
 const NODES = ['h1', 'h2', 'h3'];
 const suffix = unique('bg');
@@ -262,6 +266,32 @@ describe('other sources and balancers', () => {
     expect(load.served[load.served.length - 1]).toBe('v2-tarball');
     const steps = (await status(h)).steps.filter((s) => s.name === 'out of rotation');
     expect(steps.map((s) => [s.host, s.state])).toEqual(NODES.map((n) => [n, 'succeeded']));
+  });
+});
+
+describe('the promote gate answered from Slack', () => {
+  it('a signed Approve click on the gate message promotes the release', async () => {
+    const slack = await startSlackDouble();
+    const secret = unique('signing');
+    const settings = { token: slack.token, signingSecret: secret, apiUrl: slack.url };
+    const slackQueue = unique('bg-slack');
+    const slackWorker = await startWorker(env, inventory, slackQueue, settings);
+    const endpoint = await serveInteractivity({ temporal: env.client, slack: slackClient(settings), signingSecret: secret, inventory: loadInventory(inventory) }, { host: '127.0.0.1', port: 0 });
+    try {
+      const h = await deploy('v3', { promote: { approvers: ['slack:U0ALICE'] }, notify: { channel: 'C0DEPLOY' } }, slackQueue);
+      const message = await waitFor(() => [...slack.messages.values()].find((m) => JSON.stringify(m.blocks ?? '').includes('opsflow_approve')), 'the promote gate message', 60_000);
+      expect(JSON.stringify(message.blocks)).toContain('HTTP 200');
+      const approve = (message.blocks as { type: string; elements?: { action_id: string; value: string }[] }[]).find((b) => b.type === 'actions')?.elements?.[0];
+      const body = `payload=${encodeURIComponent(JSON.stringify({ type: 'block_actions', user: { id: 'U0ALICE' }, channel: { id: 'C0DEPLOY' }, actions: [approve] }))}`;
+      const res = await fetch(endpoint.url, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', ...signSlackRequest(secret, body) }, body });
+      expect(res.status).toBe(200);
+      expect((await h.result()).ok).toBe(true);
+      expect(lives()).toEqual(NODES.map(() => repo.commits.v3));
+    } finally {
+      await endpoint.close();
+      await slackWorker.stop();
+      await slack.stop();
+    }
   });
 });
 

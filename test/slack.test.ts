@@ -175,6 +175,16 @@ describe('Slack gates', () => {
     expect(message).toContain('rejected by bob: error rate is up');
   });
 
+  it('reminders and escalation are replies in the gate message thread', async () => {
+    const h = await start({ approval: { approvers: ['alice'], remindEvery: '1s', escalateAfter: '2s', escalateTo: ['bob'] } });
+    const message = await gateMessage(h);
+    const replies = () => [...slack.messages.values()].filter((m) => m.thread_ts === message.ts).map((m) => m.text ?? '');
+    await waitFor(() => replies().some((t) => t.startsWith('Reminder: still waiting for approval (0/1)')), 'a reminder in the thread', 15_000);
+    await waitFor(() => replies().some((t) => t.startsWith('Escalated') && t.includes('bob may now approve too')), 'the escalation in the thread', 15_000);
+    await click(h, 'U0BOB', 'Approve');
+    expect((await h.result()).ok).toBe(true);
+  });
+
   it('failure gates get Retry / Skip / Abort buttons', async () => {
     const h = await start({ command: ['false'] });
     await click(h, 'U0ALICE', 'Abort');
