@@ -50,7 +50,7 @@ async function oneApproval(t: BenchTemporal, worker: RunningWorker, approve: App
 
 export const gate: Part = {
   name: 'gate',
-  describe: 'approve → next activity started in a fleetRun at its approval gate, per approval path (update, CLI)',
+  describe: 'approve → next activity started in a fleetRun at its approval gate, per approval path (update, CLI, Slack click)',
   tools: ['opsflow', 'temporal'],
   async run(ctx): Promise<PartOutput> {
     const figures: Figure[] = [];
