@@ -31,8 +31,8 @@ fi
 [[ "$mode" == test ]] || exit 0
 
 # The test suite drives real servers on loopback: sshd hosts (with sudo for the sudo tests), HAProxy in front
-# of a small Python service, a git daemon serving its releases, and memcached.
-packages=(openssh-server openssh-client sudo procps haproxy git python3 memcached)
+# of a small Python service, a git daemon serving its releases, memcached, PostgreSQL clusters, and rclone.
+packages=(openssh-server openssh-client sudo procps haproxy git python3 python3-pip memcached postgresql rclone)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -50,4 +50,11 @@ fi
 if [[ $(id -u) -ne 0 ]]; then
   say "the tests start sshd hosts and create their user: run them as root (or in a container/VM)"
   exit 1
+fi
+
+# The AWS API emulator the S3/Route53/EC2 tests point the SDK at.
+if ! command -v moto_server >/dev/null; then
+  say "pip install moto[server] (the AWS API emulator for the tests)"
+  pip3 install --quiet --disable-pip-version-check 'moto[server]==5.2.1' 2>/dev/null ||
+    pip3 install --quiet --disable-pip-version-check --break-system-packages 'moto[server]==5.2.1'
 fi

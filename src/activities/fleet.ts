@@ -87,7 +87,10 @@ export function createFleetActivities(deps: { inventory: Inventory; ssh: SshPool
     /** Turns a target into hosts; what it returns is recorded in history, so the run's scope is auditable. */
     async resolveTargets(input: { environment: string; target: Target }): Promise<ResolvedHost[]> {
       try {
-        return inventory.resolve(input.environment, input.target);
+        const hosts = inventory.resolve(input.environment, input.target);
+        // Refused here, before any host is touched, rather than host by host in the middle of the run.
+        for (const h of hosts) await ssh.admit(inventory.connection(input.environment, h.name));
+        return hosts;
       } catch (err) {
         if (err instanceof UnknownTargetError) throw ApplicationFailure.create({ message: err.message, type: 'UnknownTarget', nonRetryable: true });
         throw err;

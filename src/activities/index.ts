@@ -1,8 +1,10 @@
 import type { WebClient } from '@slack/web-api';
+import type { Client } from '@temporalio/client';
 import type { Inventory } from '../config/inventory';
 import { createFleetActivities } from './fleet';
 import { createNotifyActivities } from './notify';
 import { createReleaseActivities } from './release';
+import { createRolesActivities } from './roles';
 import { createUpgradeActivities } from './upgrade';
 import type { SshPool } from './ssh/pool';
 
@@ -11,10 +13,11 @@ export interface ActivityDeps {
   ssh: SshPool;
   /** Absent: no Slack, nothing posts. */
   slack?: WebClient;
+  temporal: Client;
 }
 
 export function createActivities(deps: ActivityDeps) {
-  return { ...createFleetActivities(deps), ...createReleaseActivities(deps), ...createNotifyActivities(deps), ...createUpgradeActivities(deps) };
+  return { ...createFleetActivities(deps), ...createReleaseActivities(deps), ...createNotifyActivities(deps), ...createUpgradeActivities(deps), ...createRolesActivities(deps) };
 }
 
 export type Activities = ReturnType<typeof createActivities>;

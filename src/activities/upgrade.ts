@@ -39,6 +39,7 @@ export function createUpgradeActivities(deps: { inventory: Inventory; ssh: SshPo
     async upgradePlan(input: { environment: string; order: string[] }): Promise<{ hosts: ResolvedHost[]; rotation: Record<string, string[]> }> {
       try {
         const hosts = inventory.resolve(input.environment, { hosts: input.order });
+        for (const h of hosts) await ssh.admit(inventory.connection(input.environment, h.name));
         return { hosts, rotation: Object.fromEntries(hosts.map((h) => [h.name, inventory.balancedServicesOn(input.environment, h.name)])) };
       } catch (err) {
         if (err instanceof UnknownTargetError) throw ApplicationFailure.create({ message: err.message, type: 'UnknownTarget', nonRetryable: true });

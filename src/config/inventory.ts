@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { name } from '../schemas/common';
 import type { Target } from '../schemas/common';
 import { nodeService, serviceSchema, type NodeService, type ServiceConfig } from './services';
+import { awsAccountSchema, checkSystems, databaseSchema, systemSchema, type AwsAccount, type DatabaseConfig, type SystemConfig } from './systems';
 
 const hostKey = z
   .string()
@@ -53,8 +54,12 @@ export const inventorySchema = z
     environments: z.record(name, environmentSchema).default({}),
     /** Who is who in Slack: a click by this Slack user answers a gate as this person. */
     people: z.record(z.string().min(1), z.strictObject({ slack: z.string().regex(/^[UW][A-Z0-9]{2,}$/, 'a Slack user id such as U0123ABCD') })).default({}),
+    aws: z.record(name, awsAccountSchema).default({}),
+    databases: z.record(name, databaseSchema).default({}),
+    systems: z.record(name, systemSchema).default({}),
   })
   .superRefine((inv, ctx) => {
+    checkSystems(inv, (path, message) => ctx.addIssue({ code: 'custom', path, message }));
     for (const [envName, env] of Object.entries(inv.environments)) {
       for (const [group, members] of Object.entries(env.groups)) {
         if (group === 'all') ctx.addIssue({ code: 'custom', path: ['environments', envName, 'groups', group], message: '"all" is implicit: every host of the environment' });
@@ -228,6 +233,31 @@ export class Inventory {
     return nodeService(this.service(environment, serviceName), node, host.address, host.vars);
   }
 
+  awsAccount(account: string): AwsAccount {
+    return this.named('AWS account', this.raw.aws, account);
+  }
+
+  database(database: string): DatabaseConfig {
+    return this.named('database', this.raw.databases, database);
+  }
+
+  systems(): string[] {
+    return Object.keys(this.raw.systems);
+  }
+
+  system(system: string): SystemConfig {
+    return this.named('system', this.raw.systems, system);
+  }
+
+  private named<T>(what: string, table: Record<string, T>, key: string): T {
+    const found = table[key];
+    if (found === undefined) {
+      const known = Object.keys(table);
+      throw new UnknownTargetError(`unknown ${what} "${key}" (the inventory has: ${known.length ? known.join(', ') : 'none'})`);
+    }
+    return found;
+  }
+
   connection(environment: string, hostName: string): HostConnection {
     const env = this.environment(environment);
     const host = env.hosts[hostName];
@@ -240,7 +270,7 @@ export class Inventory {
       address: host.address,
       port: merged.port ?? 22,
       user: merged.user as string,
-      identityFile: merged.identityFile ? this.path(merged.identityFile) : undefined,
+      identityFile: merged.identityFile ? this.filePath(merged.identityFile) : undefined,
       agent: merged.agent ?? false,
       passphraseEnv: merged.passphraseEnv,
       hostKeys: host.hostKeys,
@@ -248,7 +278,8 @@ export class Inventory {
     };
   }
 
-  private path(p: string): string {
+  /** A path from the inventory, relative to the inventory file. */
+  filePath(p: string): string {
     if (p.startsWith('~/')) return path.join(homedir(), p.slice(2));
     return path.resolve(this.file ? path.dirname(this.file) : process.cwd(), p);
   }

@@ -1,5 +1,7 @@
+import { Client } from '@temporalio/client';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createActivities } from '../activities';
+import { embargoGuard } from '../activities/roles';
 import { SshPool } from '../activities/ssh/pool';
 import { TASK_QUEUE } from '../common/constants';
 import type { Inventory } from '../config/inventory';
@@ -22,14 +24,21 @@ export async function connectWorker(target: TemporalTarget): Promise<NativeConne
 }
 
 export async function createOpsWorker(opts: OpsWorkerOptions): Promise<{ worker: Worker; ssh: SshPool }> {
-  const ssh = new SshPool({ knownHostsFile: opts.inventory.knownHostsFile });
+  // Activities that read or steer other runs (roles registry, schedules) use the worker's own connection.
+  const temporal = new Client({ connection: opts.connection, namespace: opts.namespace });
+  const ssh = new SshPool({ knownHostsFile: opts.inventory.knownHostsFile, guard: embargoGuard({ inventory: opts.inventory, temporal }) });
   const slackSettings = opts.slack ?? slackFromEnv();
   const worker = await Worker.create({
     connection: opts.connection,
     namespace: opts.namespace,
     taskQueue: opts.taskQueue ?? TASK_QUEUE,
     ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : { workflowsPath: require.resolve('../workflows') }),
-    activities: createActivities({ inventory: opts.inventory, ssh, slack: slackSettings && slackClient(slackSettings) }),
+    activities: createActivities({
+      inventory: opts.inventory,
+      ssh,
+      slack: slackSettings && slackClient(slackSettings),
+      temporal,
+    }),
     // Fleet batches spend their time waiting on remote hosts, not on this process.
     maxConcurrentActivityTaskExecutions: 200,
   });

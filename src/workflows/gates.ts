@@ -112,7 +112,7 @@ export const resolveSignal = defineSignal<[ResolveInput]>('resolve');
 export const statusQuery = defineQuery<RunStatus>('status');
 
 /** Failure types that no operator retry can fix: the run ends at once. */
-const FATAL_TYPES = new Set([INVALID_INPUT, 'UnknownTarget']);
+const FATAL_TYPES = new Set([INVALID_INPUT, 'UnknownTarget', 'Embargoed']);
 
 export const SKIPPED = Symbol('skipped');
 

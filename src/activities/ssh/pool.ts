@@ -15,6 +15,8 @@ export interface PoolOptions {
   /** Concurrent channels per connection; sshd's MaxSessions default is 10. */
   channelsPerConnection?: number;
   connectTimeoutMs?: number;
+  /** Consulted before anything runs on a host; throws to refuse (the change embargo). */
+  guard?: (host: HostConnection) => Promise<void>;
 }
 
 class Semaphore {
@@ -56,7 +58,13 @@ export class SshPool {
   }
 
   /** Runs `fn` with a channel slot reserved on the host's connection. */
+  /** Throws when the guard refuses this host. */
+  async admit(host: HostConnection): Promise<void> {
+    await this.opts.guard?.(host);
+  }
+
   async with<T>(host: HostConnection, fn: (client: Client) => Promise<T>): Promise<T> {
+    await this.admit(host);
     const pooled = await this.get(host);
     await pooled.channels.acquire();
     pooled.active++;
