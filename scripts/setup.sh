@@ -31,8 +31,9 @@ fi
 [[ "$mode" == test ]] || exit 0
 
 # The test suite drives real servers on loopback: sshd hosts (with sudo for the sudo tests), HAProxy in front
-# of a small Python service, a git daemon serving its releases, memcached, PostgreSQL clusters, and rclone.
-packages=(openssh-server openssh-client sudo procps haproxy git python3 python3-pip memcached postgresql rclone)
+# of a small Python service, a git daemon serving its releases, memcached, PostgreSQL clusters, and rclone;
+# openssl makes the test Kubernetes control plane's certificates.
+packages=(openssh-server openssh-client sudo procps haproxy git python3 python3-pip memcached postgresql rclone openssl)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -58,3 +59,7 @@ if ! command -v moto_server >/dev/null; then
   pip3 install --quiet --disable-pip-version-check 'moto[server]==5.2.1' 2>/dev/null ||
     pip3 install --quiet --disable-pip-version-check --break-system-packages 'moto[server]==5.2.1'
 fi
+
+# The Kubernetes control plane of the k8sDeploy tests, built from the Go module proxy once (tens of minutes),
+# then found in its cache at once.
+bash scripts/k8s-binaries.sh

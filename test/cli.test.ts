@@ -1,17 +1,17 @@
 // The opsflow CLI end to end: the real bin/opsflow.js as a child process, against the test Temporal server
 // and an in-process worker that runs commands on the real sshd fleet.
-import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { WorkflowHandle } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SA_ENVIRONMENT } from '../src/common/constants';
 import { fleetRunInput } from '../src/schemas/fleetRun';
+import { WORKFLOWS } from '../src/schemas/index';
 import type { FleetRunResult } from '../src/workflows/fleetRun';
 import type { RunStatus } from '../src/workflows/gates';
-import { failureOf, hostFile, readHostFile, ROOT, startWorker, testEnv, unique, waitFor, writeInventory } from './support/harness';
+import { failureOf, hostFile, readHostFile, runOpsflow, startWorker, testEnv, unique, waitFor, writeInventory } from './support/harness';
 
 let env: TestWorkflowEnvironment;
 let worker: { stop(): Promise<void> };
@@ -29,35 +29,7 @@ afterAll(async () => {
   await env?.teardown();
 });
 
-interface CliResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/**
- * Runs `node bin/opsflow.js ...args` and collects its output. Asynchronous, so the in-process worker keeps
- * working while the CLI waits on it; killed after a minute so a hang fails the test instead of stalling it.
- */
-function opsflow(args: string[], extraEnv: Record<string, string> = {}): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [path.join(ROOT, 'bin/opsflow.js'), ...args], {
-      cwd: dir,
-      env: { ...process.env, TEMPORAL_ADDRESS: inject('temporalAddress'), OPSFLOW_TASK_QUEUE: taskQueue, OPSFLOW_USER: 'tester', ...extraEnv },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+const opsflow = (args: string[], extraEnv: Record<string, string> = {}) => runOpsflow(args, { cwd: dir, env: { OPSFLOW_TASK_QUEUE: taskQueue, OPSFLOW_USER: 'tester', ...extraEnv } });
 
 /** Runs the CLI and expects exit code 0; returns stdout. */
 async function ok(...args: string[]): Promise<string> {
@@ -119,11 +91,11 @@ describe('offline commands', () => {
       [['resolve', 'some-run', '--action', 'maybe'], "argument 'maybe' is invalid. Allowed choices are retry, skip, abort"],
       [['status'], "missing required argument 'workflowId'"],
       [['list', '--env', '../prod'], 'letters, digits'],
-      [['schema', 'nope'], 'unknown workflow "nope" (known: fleetRun, blueGreenDeploy, rollbackRelease, rollingUpgrade)'],
+      [['schema', 'nope'], `unknown workflow "nope" (known: ${Object.keys(WORKFLOWS).join(', ')})`],
       [['start', 'fleetRun', '--set', 'command'], '--set command: expected path=value'],
       [['start', 'fleetRun', '--input', 'not-json.json'], 'not-json.json: not JSON:'],
       [['start', 'fleetRun', '--input', 'missing.json'], "ENOENT: no such file or directory, open 'missing.json'"],
-      [['start', 'nope', '--set', 'environment=test'], 'unknown workflow "nope" (known: fleetRun, blueGreenDeploy, rollbackRelease, rollingUpgrade)'],
+      [['start', 'nope', '--set', 'environment=test'], `unknown workflow "nope" (known: ${Object.keys(WORKFLOWS).join(', ')})`],
     ];
     writeFileSync(path.join(dir, 'not-json.json'), '{ environment: test }');
     for (const [args, message] of cases) {

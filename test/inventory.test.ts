@@ -384,3 +384,48 @@ describe('an invalid inventory', () => {
     expect(ps[2]).toContain(`hosts.b: identityFile not found: ${path.join(home, 'gone-b')}`);
   });
 });
+
+describe('systems', () => {
+  const system = (over: string[] = []) =>
+    oneHost([], [
+      'knownHosts: known_hosts',
+      'defaults: {user: deploy, agent: true}',
+      'aws:',
+      '  hk: {region: ap-east-1, profile: Upstream}',
+      '  eu: {region: eu-west-3}',
+      'databases:',
+      '  db-hk: {host: 127.0.0.1, database: gigadb, user: gigadb, passwordEnv: PG_HK}',
+      'systems:',
+      '  gigadb:',
+      '    roles: {production: hk, standby: eu}',
+      '    dns: {provider: route53, account: hk, zoneId: Z1}',
+      '    infrastructures:',
+      '      hk: {aws: hk, environment: test, database: db-hk, addresses: {gigadb.org: {eip: eip-live}, files.gigadb.org: {address: 192.0.2.10}}, deploy: {host: a, command: [deploy, "{release}"]}}',
+      ...over,
+    ]);
+
+  it('accepts a complete system and gives its parts by name', () => {
+    const inv = parse(system(['      eu: {aws: eu, addresses: {gigadb.org: {address: 192.0.2.20}, files.gigadb.org: {address: 192.0.2.21}}}']));
+    expect(inv.systems()).toEqual(['gigadb']);
+    expect(inv.system('gigadb').roles).toEqual({ production: 'hk', standby: 'eu' });
+    expect(inv.awsAccount('hk')).toMatchObject({ region: 'ap-east-1', profile: 'Upstream' });
+    expect(inv.database('db-hk')).toMatchObject({ port: 5432, checks: [] });
+    expect(() => inv.system('nosuch')).toThrow(UnknownTargetError);
+  });
+
+  it('reports every broken reference of a system', () => {
+    const text = system(['      eu: {aws: nosuch, database: nodb, addresses: {gigadb.org: {address: 192.0.2.20}}, deploy: {host: b, command: [x]}}']);
+    const ps = problems(text);
+    expect(ps.join('\n')).toContain('systems.gigadb.infrastructures.eu.aws: unknown AWS account "nosuch"');
+    expect(ps.join('\n')).toContain('systems.gigadb.infrastructures.eu.database: unknown database "nodb"');
+    expect(ps.join('\n')).toContain('systems.gigadb.infrastructures.eu.deploy: a host command needs the infrastructure to name its environment');
+    expect(ps.join('\n')).toContain('systems.gigadb.infrastructures.eu.addresses: no address for "files.gigadb.org", which the other infrastructure has');
+  });
+
+  it('needs exactly two infrastructures and distinct roles', () => {
+    const text = system([]).replace('standby: eu', 'standby: hk');
+    const ps = problems(text).join('\n');
+    expect(ps).toContain('a system has exactly two infrastructures (has 1)');
+    expect(ps).toContain('production and standby must be different infrastructures');
+  });
+});

@@ -165,6 +165,17 @@ describe('rollingUpgrade', () => {
     expect((await failureOf(await start({ order: ['h7', 'h7'] }))).message).toContain('a host appears twice');
   });
 
+  it('passes shell syntax in the upgrade command as one literal argument, and names the host in {node}', async () => {
+    const text = '; touch "$OPSFLOW_HOST_DIR/pwned" $(touch /tmp/opsflow-pwned) `reboot`';
+    const h = await start({ order: ['h7'], reboot: undefined, checks: [], upgrade: { command: ['sh', '-c', 'printf %s "$2" > "$OPSFLOW_HOST_DIR/arg-$1"', 'upgrade', '{node}', text], sudo: false } });
+    await openGate(h, 'approval');
+    await h.executeUpdate('approve', { args: [{ by: 'alice' }] });
+    expect((await h.result()).upgraded).toEqual(['h7']);
+    expect(readFileSync(file('h7', 'arg-h7'), 'utf8')).toBe(text);
+    expect(existsSync(file('h7', 'pwned'))).toBe(false);
+    expect(existsSync('/tmp/opsflow-pwned')).toBe(false);
+  });
+
   it('a dry run lists the steps per host and touches nothing', async () => {
     const h = await start({ dryRun: true });
     const result = await h.result();

@@ -54,6 +54,8 @@ export function machine(): Machine {
       ansible: firstLine('ansible', ['--version']),
       openssh: firstLine('ssh', ['-V']),
       haproxy: firstLine('haproxy', ['-v']),
+      rclone: firstLine('rclone', ['version']),
+      postgresql: firstLine('pg_dump', ['--version']),
     },
   };
   return cached;

@@ -24,7 +24,7 @@ export interface PartResult {
   elapsedMs: number;
 }
 
-export type Tool = 'opsflow' | 'pdsh' | 'ansible' | 'openssh' | 'haproxy' | 'temporal';
+export type Tool = 'opsflow' | 'pdsh' | 'ansible' | 'openssh' | 'haproxy' | 'temporal' | 'rclone' | 'postgresql';
 
 /** "2 cores (AMD EPYC), Debian 12; opsflow: node v20, Temporal SDK 1.24.0, … vs pdsh-2.34 (OpenSSH_9.2p1)". */
 export function contextLine(m: Machine, tools: Tool[]): string {
@@ -36,6 +36,8 @@ export function contextLine(m: Machine, tools: Tool[]): string {
     ansible: v.ansible,
     openssh: v.openssh,
     haproxy: v.haproxy,
+    rclone: v.rclone,
+    postgresql: v.postgresql,
   };
   return `${m.cores} cores (${m.cpuModel}), ${m.memoryMiB} MiB, ${m.os}, loopback quickack ${m.loopbackQuickack ? 'on' : 'off'}; ${tools.map((t) => names[t]).join('; ')}`;
 }

@@ -1,4 +1,5 @@
-// The deploy part reuses the test suite's HAProxy and release repository helpers as they are.
+// The deploy and datasync parts reuse the test suite's helpers as they are: HAProxy, the release repository,
+// PostgreSQL clusters, moto_server, directory trees.
 //
 // test/support/haproxy.ts and releaseRepo.ts take freePort/waitFor from the test harness, and the harness
 // imports `inject` from vitest, which refuses to load outside a test run. The bench never calls inject, so a
@@ -23,5 +24,8 @@ if (!require.cache[vitest]) {
 /* eslint-disable @typescript-eslint/no-require-imports -- after the stand-in is in place, not hoisted above it */
 export const { startHaproxy, startLoad } = require('../../test/support/haproxy') as typeof import('../../test/support/haproxy');
 export const { startReleaseRepo } = require('../../test/support/releaseRepo') as typeof import('../../test/support/releaseRepo');
+export const { startPostgres } = require('../../test/support/postgres') as typeof import('../../test/support/postgres');
+export const { startMoto } = require('../../test/support/moto') as typeof import('../../test/support/moto');
+export const { makeTree, treeDigest } = require('../../test/support/data') as typeof import('../../test/support/data');
 export type { Haproxy } from '../../test/support/haproxy';
 export type { ReleaseRepo } from '../../test/support/releaseRepo';

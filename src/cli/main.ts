@@ -2,7 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { userInfo } from 'node:os';
 import { Client, Connection, WorkflowFailedError, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
-import { defaultPayloadConverter } from '@temporalio/common';
+import { decodeFromPayloadsAtIndex } from '@temporalio/common/lib/internal-non-workflow';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { z } from 'zod';
 import { SA_ENVIRONMENT, SA_RELEASE, SA_SERVICE, TASK_QUEUE } from '../common/constants';
@@ -10,11 +10,16 @@ import { name as nameSchema } from '../schemas/common';
 import { WORKFLOWS, workflowEntry, type WorkflowEntry } from '../schemas/index';
 import { describeIssues } from '../schemas/validate';
 import { startSlackEndpoint } from '../slack/serve';
-import { targetFromEnv } from '../temporal/connection';
+import { AesGcmCodec } from '../codec/aesGcm';
+import { KeyError, keyringFromEnv } from '../codec/keys';
+import { startCodecServer } from '../codec/server';
+import { dataConverterFromEnv, targetFromEnv } from '../temporal/connection';
 import { inventoryFromEnv } from '../workers/inventoryFromEnv';
 import type { RunStatus } from '../workflows/gates';
+import { readRoles } from '../activities/roles';
 import { readInput } from './input';
-import { renderStatus } from './render';
+import { renderRoles, renderStatus } from './render';
+import { registerScheduleCommands } from './schedule';
 
 /** Exit codes: 1 the operation failed or was refused, 2 the command line or input was wrong. */
 class CliError extends Error {
@@ -25,11 +30,22 @@ class CliError extends Error {
 
 async function connect(): Promise<{ client: Client; connection: Connection }> {
   const target = targetFromEnv() ?? { address: '127.0.0.1:7233', namespace: process.env.TEMPORAL_NAMESPACE ?? 'default' };
+  const dataConverter = codecSetting(dataConverterFromEnv);
   try {
     const connection = await Connection.connect({ address: target.address, tls: target.tls, apiKey: target.apiKey, connectTimeout: '5s' });
-    return { client: new Client({ connection, namespace: target.namespace }), connection };
+    return { client: new Client({ connection, namespace: target.namespace, dataConverter }), connection };
   } catch (err) {
     throw new CliError(`cannot reach Temporal at ${target.address}: ${(err as Error).message} (is \`npm start\` running, or TEMPORAL_ADDRESS set?)`);
+  }
+}
+
+/** A bad key setting is a configuration mistake: exit 2 with what is wrong. */
+function codecSetting<T>(read: () => T): T {
+  try {
+    return read();
+  } catch (err) {
+    if (err instanceof KeyError) throw new CliError(err.message, 2);
+    throw err;
   }
 }
 
@@ -114,7 +130,10 @@ async function progressLine(handle: WorkflowHandle): Promise<string | undefined>
   for (const a of d.raw.pendingActivities ?? []) {
     const payload = a.heartbeatDetails?.payloads?.[0];
     if (!payload) continue;
-    const p = defaultPayloadConverter.fromPayload<{ total?: number; done?: number; failed?: number; running?: string[] }>(payload);
+    // Through the client's data converter: heartbeats are encrypted when payload encryption is on.
+    const p = await decodeFromPayloadsAtIndex<{ total?: number; done?: number; failed?: number; running?: string[]; deployment?: string; message?: string }>(handle.client.options.loadedDataConverter, 0, [payload]);
+    // A Kubernetes rollout (k8sRolloutStatus) heartbeats its deployment and progress.
+    if (p?.deployment && p.message) return `rollout ${p.deployment}: ${p.message}`;
     if (p && typeof p.total === 'number') return `${a.activityType?.name}: ${p.done}/${p.total} hosts done, ${p.failed} failed${p.running?.length ? `, running on ${p.running.slice(0, 5).join(', ')}${p.running.length > 5 ? '…' : ''}` : ''}`;
   }
   return undefined;
@@ -283,6 +302,21 @@ export function buildCli(): Command {
     );
 
   program
+    .command('roles <system>')
+    .description("which infrastructure is production and which the hot standby, their releases, and any change embargo")
+    .option('--inventory <file>', 'inventory declaring the system (default: $OPSFLOW_INVENTORY or ./inventory.yaml)')
+    .option('--json', 'print the registry as JSON')
+    .action(async (system: string, o: { inventory?: string; json?: boolean }) =>
+      withClient(async (client) => {
+        const inventory = inventoryFromEnv(o.inventory);
+        if (!inventory.systems().includes(system)) throw new CliError(`unknown system "${system}" (the inventory has: ${inventory.systems().join(', ') || 'none'})`, 2);
+        const roles = await readRoles({ inventory, temporal: client }, system);
+        if (o.json) return console.log(JSON.stringify(roles, null, 2));
+        console.log(renderRoles(roles, inventory.system(system), (account) => inventory.awsAccount(account).region));
+      }),
+    );
+
+  program
     .command('schema <workflow>')
     .description("the JSON Schema of a workflow's input")
     .action((workflow: string) => console.log(JSON.stringify(z.toJSONSchema(entryOf(workflow).input, { io: 'input' }), null, 2)));
@@ -317,6 +351,25 @@ export function buildCli(): Command {
       await endpoint.close();
       await connection.close();
     });
+
+  program
+    .command('codec-server')
+    .description('decode encrypted payloads for the Temporal Web UI and `temporal --codec-endpoint` (keys: OPSFLOW_CODEC_KEYS or OPSFLOW_CODEC_KEY_FILE)')
+    .option('--host <address>', 'address to bind', '127.0.0.1')
+    .option('-p, --port <port>', 'port', positiveInt, 8234)
+    .option('--origin <url>', "the Web UI's origin, allowed to call it from the browser (repeatable)", collect, [] as string[])
+    .addHelpText('after', '\nWith OPSFLOW_CODEC_TOKEN set, every request must carry "Authorization: Bearer <token>".')
+    .action(async (o: { host: string; port: number; origin: string[] }) => {
+      const keys = codecSetting(keyringFromEnv);
+      if (!keys) throw new CliError('no keys: set OPSFLOW_CODEC_KEYS or OPSFLOW_CODEC_KEY_FILE', 2);
+      const origins = o.origin.length ? o.origin : ['http://127.0.0.1:8233', 'http://localhost:8233'];
+      const server = await startCodecServer({ codec: new AesGcmCodec(keys), host: o.host, port: o.port, origins, token: process.env.OPSFLOW_CODEC_TOKEN || undefined });
+      console.log(`codec server at ${server.url} (current key ${keys.current.id}; UI origins ${origins.join(', ')}${process.env.OPSFLOW_CODEC_TOKEN ? '; bearer token required' : ''})`);
+      await new Promise<void>((resolve) => process.once('SIGINT', resolve).once('SIGTERM', resolve));
+      await server.close();
+    });
+
+  registerScheduleCommands(program, { withClient, inventory: inventoryFromEnv, error: (message, exitCode) => new CliError(message, exitCode) });
 
   return program;
 }

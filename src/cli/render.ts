@@ -1,4 +1,6 @@
 import { whoMayAnswer, type RunStatus } from '../workflows/gates';
+import type { SystemConfig } from '../config/systems';
+import type { RolesState } from '../workflows/systemRoles';
 
 const time = (iso?: string) => (iso ? iso.slice(11, 19) : '');
 const took = (a: string, b?: string) => (b ? `${((Date.parse(b) - Date.parse(a)) / 1000).toFixed(1)}s` : 'running');
@@ -33,4 +35,18 @@ export function renderStatus(s: RunStatus): string {
   if (s.decisions.length) out.push('', 'decisions:', ...s.decisions.map((d) => `  ${d.at} ${d.by} ${d.action} ${d.gate}${d.comment ? `: ${d.comment}` : ''}`));
   if (s.refused.length) out.push('', 'refused answers:', ...s.refused.map((r) => `  ${r.at} ${r.by} ${r.message}${r.gate ? ` ${r.gate}` : ''}: ${r.reason}`));
   return out.join('\n');
+}
+
+/** The runbook's role table, from the registry instead of a wiki. */
+export function renderRoles(roles: RolesState, cfg: SystemConfig, regionOf: (account: string) => string): string {
+  const row = (role: 'production' | 'standby') => {
+    const infra = roles[role];
+    return `${role.padEnd(11)} ${infra.padEnd(14)} ${regionOf(cfg.infrastructures[infra].aws).padEnd(16)} ${roles.releases[infra] ?? '(unknown)'}`;
+  };
+  const lines = [`${roles.system}`, `${'role'.padEnd(11)} ${'infrastructure'.padEnd(14)} ${'region'.padEnd(16)} release`, row('production'), row('standby')];
+  const e = roles.embargo;
+  lines.push(e ? `change embargo on ${e.infrastructure} since ${e.since}, held by ${e.owner} (run ${e.workflowId}): ${e.reason}` : 'no change embargo');
+  if (!roles.changes.length) lines.push('(registry not started yet: roles as the inventory declares them)');
+  else lines.push(`last change: ${roles.changes[roles.changes.length - 1].at} by ${roles.changes[roles.changes.length - 1].by}: ${roles.changes[roles.changes.length - 1].what}`);
+  return lines.join('\n');
 }

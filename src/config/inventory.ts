@@ -7,6 +7,8 @@ import { LineCounter, parseDocument, isMap, isNode, isScalar } from 'yaml';
 import { z } from 'zod';
 import { name } from '../schemas/common';
 import type { Target } from '../schemas/common';
+import { applicationSchema, checkApplications, type ApplicationConfig } from './applications';
+import { kubernetesSchema, type KubernetesConfig } from './kubernetes';
 import { nodeService, serviceSchema, type NodeService, type ServiceConfig } from './services';
 import { awsAccountSchema, checkSystems, databaseSchema, systemSchema, type AwsAccount, type DatabaseConfig, type SystemConfig } from './systems';
 
@@ -44,6 +46,8 @@ const environmentSchema = z.strictObject({
   services: z.record(name, serviceSchema).default({}),
   /** Where runs in this environment are announced and their gates posted, unless the run names a channel. */
   notify: z.strictObject({ channel: z.string().min(1) }).optional(),
+  /** The environment's Kubernetes cluster and the services deployed to it (k8sDeploy). */
+  kubernetes: kubernetesSchema.optional(),
 });
 
 export const inventorySchema = z
@@ -57,9 +61,12 @@ export const inventorySchema = z
     aws: z.record(name, awsAccountSchema).default({}),
     databases: z.record(name, databaseSchema).default({}),
     systems: z.record(name, systemSchema).default({}),
+    /** Applications and how to make them read-only, restart and check them (safeMigration). */
+    applications: z.record(name, applicationSchema).default({}),
   })
   .superRefine((inv, ctx) => {
     checkSystems(inv, (path, message) => ctx.addIssue({ code: 'custom', path, message }));
+    checkApplications(inv, (path, message) => ctx.addIssue({ code: 'custom', path, message }));
     for (const [envName, env] of Object.entries(inv.environments)) {
       for (const [group, members] of Object.entries(env.groups)) {
         if (group === 'all') ctx.addIssue({ code: 'custom', path: ['environments', envName, 'groups', group], message: '"all" is implicit: every host of the environment' });
@@ -213,6 +220,12 @@ export class Inventory {
       .map(([svcName]) => svcName);
   }
 
+  kubernetes(environment: string): KubernetesConfig {
+    const kube = this.environment(environment).kubernetes;
+    if (!kube) throw new UnknownTargetError(`environment "${environment}" has no kubernetes section in the inventory`);
+    return kube;
+  }
+
   services(environment: string): string[] {
     return Object.keys(this.environment(environment).services);
   }
@@ -243,6 +256,10 @@ export class Inventory {
 
   systems(): string[] {
     return Object.keys(this.raw.systems);
+  }
+
+  application(application: string): ApplicationConfig {
+    return this.named('application', this.raw.applications, application);
   }
 
   system(system: string): SystemConfig {

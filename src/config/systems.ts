@@ -2,7 +2,8 @@
 // run on two identical infrastructures that swap the roles production and hot standby (the GigaDB runbook).
 // Secrets are never in the file: credentials come from AWS profiles or named environment variables.
 import { z } from 'zod';
-import { argv, name } from '../schemas/common';
+import { isTimeZone } from '../schemas/backupKey';
+import { argv, duration, name } from '../schemas/common';
 
 const envVarName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name');
 
@@ -71,6 +72,8 @@ export const infrastructureSchema = z.strictObject({
   database: name.optional(),
   /** The file store as an rclone path: a local directory, `remote:path`, or an S3 bucket path. */
   files: z.string().min(1).optional(),
+  /** A host of this infrastructure's environment that runs rclone when this infrastructure receives the files (the runbook: the standby pulls); absent: the worker. */
+  rcloneOn: name.optional(),
   /** Where the business validates a release on this infrastructure. */
   url: z.string().min(1).optional(),
   /** For every record of the system's DNS set: this infrastructure's address. */
@@ -95,7 +98,7 @@ const dnsSchema = z.discriminatedUnion('provider', [
 
 export const systemSchema = z.strictObject({
   /** IANA time zone for schedules and backup keys. */
-  timezone: z.string().min(1).default('UTC'),
+  timezone: z.string().min(1).refine(isTimeZone, 'an IANA time zone such as Europe/London').default('UTC'),
   infrastructures: z.record(name, infrastructureSchema),
   /** Roles before opsflow first runs; from then on the roles registry holds them. */
   roles: z.strictObject({ production: name, standby: name }),
@@ -111,7 +114,16 @@ export const systemSchema = z.strictObject({
   /** rclone config file (relative to the inventory) declaring the remotes the `files` paths name. */
   rcloneConfig: z.string().min(1).optional(),
   /** Nightly sync schedules, cron in the system's time zone. */
-  schedules: z.strictObject({ files: z.string().min(1).optional(), database: z.string().min(1).optional() }).default({}),
+  schedules: z
+    .strictObject({
+      files: z.string().min(1).optional(),
+      database: z.string().min(1).optional(),
+      /** Pruning of old backups; default: the database schedule's. */
+      prune: z.string().min(1).optional(),
+      /** A run missed (server down) is still taken if the server is back within this window, else skipped. */
+      catchupWindow: duration.default('30m'),
+    })
+    .default({ catchupWindow: '30m' }),
 });
 export type SystemConfig = z.output<typeof systemSchema>;
 
@@ -145,6 +157,7 @@ export function checkSystems(
       for (const [key, cmd] of [['maintenance.on', infra.maintenance?.on], ['maintenance.off', infra.maintenance?.off], ['deploy', infra.deploy]] as const) {
         if (cmd) hostKnown([...iat, ...key.split('.')], infra.environment, cmd.host);
       }
+      if (infra.rcloneOn) hostKnown([...iat, 'rcloneOn'], infra.environment, infra.rcloneOn);
       // A swap moves every record; one the other side lacks would be left pointing at the old production.
       for (const record of records) {
         if (sys.dns && !infra.addresses[record]) issue([...iat, 'addresses'], `no address for "${record}", which the other infrastructure has`);

@@ -3,21 +3,24 @@ import { approvalGate, argv, duration, fourEyesNeedsRequester, name, runFields }
 
 const dottedVersion = z.string().regex(/^\d+(\.\d+)*$/, 'a version such as 1.6 or 1.6.18');
 
+/** The runbook's memcached checks: `version`, `stats` showing the `-m` limit, a real set and get. */
+export const memcachedCheck = z.strictObject({
+  kind: z.literal('memcached'),
+  host: z.string().min(1).optional(),
+  port: z.number().int().min(1).max(65535).default(11211),
+  version: z.strictObject({ equals: dottedVersion.optional(), atLeast: dottedVersion.optional() }).optional(),
+  /** The `-m` setting: `stats` must report this limit. */
+  memoryLimitMb: z.number().int().min(1).optional(),
+  /** Store a key and read it back. */
+  setGet: z.boolean().default(true),
+});
+
 /** A check of a host's health, before and after its upgrade. {address} and {node} name the host. */
 export const serviceCheck = z.discriminatedUnion('kind', [
   z.strictObject({ kind: z.literal('http'), url: z.string().min(1), status: z.number().int().default(200), body: z.string().optional() }),
   z.strictObject({ kind: z.literal('tcp'), port: z.number().int().min(1).max(65535), host: z.string().min(1).optional() }),
   z.strictObject({ kind: z.literal('command'), command: argv, sudo: z.boolean().default(false) }),
-  z.strictObject({
-    kind: z.literal('memcached'),
-    host: z.string().min(1).optional(),
-    port: z.number().int().min(1).max(65535).default(11211),
-    version: z.strictObject({ equals: dottedVersion.optional(), atLeast: dottedVersion.optional() }).optional(),
-    /** The `-m` setting: `stats` must report this limit. */
-    memoryLimitMb: z.number().int().min(1).optional(),
-    /** Store a key and read it back. */
-    setGet: z.boolean().default(true),
-  }),
+  memcachedCheck,
 ]);
 export type ServiceCheck = z.output<typeof serviceCheck>;
 
@@ -55,3 +58,4 @@ export const rollingUpgradeInput = z
   .superRefine((input, ctx) => fourEyesNeedsRequester(input, [input.approval], ctx));
 
 export type RollingUpgradeInput = z.input<typeof rollingUpgradeInput>;
+export type RollingUpgradeParsed = z.output<typeof rollingUpgradeInput>;

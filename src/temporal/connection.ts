@@ -1,6 +1,9 @@
 // Connection settings from the environment, shared by the worker, the CLI and `npm start`.
 import { readFileSync } from 'node:fs';
 import type { ConnectionOptions } from '@temporalio/client';
+import type { DataConverter } from '@temporalio/common';
+import { AesGcmCodec } from '../codec/aesGcm';
+import { keyringFromEnv } from '../codec/keys';
 
 export interface TemporalTarget {
   address: string;
@@ -36,4 +39,13 @@ export function targetFromEnv(): TemporalTarget | undefined {
         }
       : undefined,
   };
+}
+
+/**
+ * Payload encryption (AES-256-GCM) when OPSFLOW_CODEC_KEYS or OPSFLOW_CODEC_KEY_FILE is set, for the worker and
+ * every client alike: they must agree, or one side cannot read what the other wrote.
+ */
+export function dataConverterFromEnv(): DataConverter | undefined {
+  const keys = keyringFromEnv();
+  return keys ? { payloadCodecs: [new AesGcmCodec(keys)] } : undefined;
 }

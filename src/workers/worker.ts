@@ -6,7 +6,7 @@ import { SshPool } from '../activities/ssh/pool';
 import { TASK_QUEUE } from '../common/constants';
 import type { Inventory } from '../config/inventory';
 import { slackClient, slackFromEnv, type SlackSettings } from '../slack/settings';
-import type { TemporalTarget } from '../temporal/connection';
+import { dataConverterFromEnv, type TemporalTarget } from '../temporal/connection';
 
 export interface OpsWorkerOptions {
   connection: NativeConnection;
@@ -25,13 +25,16 @@ export async function connectWorker(target: TemporalTarget): Promise<NativeConne
 
 export async function createOpsWorker(opts: OpsWorkerOptions): Promise<{ worker: Worker; ssh: SshPool }> {
   // Activities that read or steer other runs (roles registry, schedules) use the worker's own connection.
-  const temporal = new Client({ connection: opts.connection, namespace: opts.namespace });
+  const dataConverter = dataConverterFromEnv();
+  const temporal = new Client({ connection: opts.connection, namespace: opts.namespace, dataConverter });
   const ssh = new SshPool({ knownHostsFile: opts.inventory.knownHostsFile, guard: embargoGuard({ inventory: opts.inventory, temporal }) });
   const slackSettings = opts.slack ?? slackFromEnv();
   const worker = await Worker.create({
     connection: opts.connection,
     namespace: opts.namespace,
     taskQueue: opts.taskQueue ?? TASK_QUEUE,
+    // Payload encryption when OPSFLOW_CODEC_KEYS / OPSFLOW_CODEC_KEY_FILE is set (see src/codec).
+    dataConverter,
     ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : { workflowsPath: require.resolve('../workflows') }),
     activities: createActivities({
       inventory: opts.inventory,

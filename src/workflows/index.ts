@@ -1,5 +1,15 @@
 export { blueGreenDeploy } from './blueGreenDeploy';
+export { customerRollout } from './customerRollout';
 export { fleetRun } from './fleetRun';
+export { k8sDeploy } from './k8sDeploy';
+export { memcachedPool } from './memcachedPool';
 export { rollbackRelease } from './rollbackRelease';
 export { rollingUpgrade } from './rollingUpgrade';
+export { safeMigration } from './safeMigration';
 export { systemRoles } from './systemRoles';
+export { hotStandbyRelease } from './hotStandbyRelease';
+export { backupDatabase } from './backupDatabase';
+export { dataSync } from './dataSync';
+export { pauseDataSync } from './pauseDataSync';
+export { pruneBackups } from './pruneBackups';
+export { restoreDatabase } from './restoreDatabase';

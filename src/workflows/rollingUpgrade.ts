@@ -6,14 +6,14 @@ import type { CheckResult } from '../activities/checks';
 import type { HostFacts } from '../activities/upgrade';
 import { commandLine } from '../common/command';
 import { SA_ENVIRONMENT } from '../common/constants';
-import { rollingUpgradeInput, type RollingUpgradeInput } from '../schemas/rollingUpgrade';
+import { rollingUpgradeInput, type RollingUpgradeInput, type RollingUpgradeParsed } from '../schemas/rollingUpgrade';
 import { parseInput } from '../schemas/validate';
 import { describeError, Runbook } from './gates';
 import { batches, quick, waiting } from './rollout';
 
 const nonRetryableErrorTypes = ['InvalidInput', 'UnknownTarget', 'HostDidNotReturn', 'ChecksFailed', 'HostKeyRejected', 'SshAuthFailed', 'SshConfigError'];
 
-const hostActs = proxyActivities<Activities>({
+export const hostActs = proxyActivities<Activities>({
   startToCloseTimeout: '5m',
   heartbeatTimeout: '30s',
   retry: { initialInterval: '1s', maximumAttempts: 5, nonRetryableErrorTypes },
@@ -44,10 +44,27 @@ export interface RollingUpgradeResult {
  */
 export async function rollingUpgrade(rawInput: RollingUpgradeInput): Promise<RollingUpgradeResult> {
   const input = parseInput('rollingUpgrade', rollingUpgradeInput, rawInput);
+  upsertSearchAttributes([{ key: SA_ENVIRONMENT, value: input.environment }]);
+  const rb = new Runbook({ workflow: 'rollingUpgrade', environment: input.environment, requestedBy: input.requestedBy, dryRun: input.dryRun, failure: input.failure, announce: !input.dryRun, notify: input.notify });
+  return upgradeInOrder(rb, input);
+}
+
+export interface UpgradeLineOptions {
+  /** Runs after the hosts are resolved and before the approval gate; what it returns is shown at the gate. */
+  before?: () => Promise<string>;
+  /** Dry runs: what `before` would do. */
+  beforePlan?: string;
+  /** What the upgrade does, for the gate and the plan, when the command itself says it poorly. */
+  upgradeLabel?: string;
+}
+
+/**
+ * The upgrade line itself, for rollingUpgrade and for workflows that are a use of it (memcachedPool): the
+ * caller owns the run's Runbook and labels, this owns the order, the gates and the per-host steps.
+ */
+export async function upgradeInOrder(rb: Runbook, input: RollingUpgradeParsed, opts: UpgradeLineOptions = {}): Promise<RollingUpgradeResult> {
   const { environment } = input;
-  upsertSearchAttributes([{ key: SA_ENVIRONMENT, value: environment }]);
-  const rb = new Runbook({ workflow: 'rollingUpgrade', environment, requestedBy: input.requestedBy, dryRun: input.dryRun, failure: input.failure, announce: !input.dryRun, notify: input.notify });
-  const upgradeLine = commandLine({ argv: input.upgrade.command, sudo: input.upgrade.sudo });
+  const upgradeLine = opts.upgradeLabel ?? commandLine({ argv: input.upgrade.command, sudo: input.upgrade.sudo });
 
   rb.phase('resolve');
   const plan = await rb.step('resolve hosts', () => hostActs.upgradePlan({ environment, order: input.order }), { required: true });
@@ -60,6 +77,7 @@ export async function rollingUpgrade(rawInput: RollingUpgradeInput): Promise<Rol
       plan: plan.hosts.map((h) => ({
         host: h.name,
         steps: [
+          ...(opts.beforePlan ? [opts.beforePlan] : []),
           'pre-checks: SSH, /etc/os-release' + (input.expectOs ? ` contains "${input.expectOs}"` : '') + (input.checks.length ? `, ${input.checks.length} service check(s)` : ''),
           ...plan.rotation[h.name].map((svc) => `HAProxy: take ${h.name} out of ${svc}`),
           `upgrade: ${upgradeLine}`,
@@ -71,8 +89,9 @@ export async function rollingUpgrade(rawInput: RollingUpgradeInput): Promise<Rol
     };
   }
 
+  const evidence = opts.before ? `${await opts.before()}\n\n` : '';
   rb.phase('approval');
-  const approval = await rb.approval('upgrade', input.approval, `upgrade ${plan.hosts.length} host(s) in ${environment}, in this order: ${input.order.join(', ')}: \`${upgradeLine}\``, `Rollback plan:\n${input.rollbackPlan}`);
+  const approval = await rb.approval('upgrade', input.approval, `upgrade ${plan.hosts.length} host(s) in ${environment}, in this order: ${input.order.join(', ')}: \`${upgradeLine}\``, `${evidence}Rollback plan:\n${input.rollbackPlan}`);
   if (!approval.approved) return rb.fail(approval.reason, 'Rejected');
 
   const upgradeHost = async (host: (typeof plan.hosts)[number], attempt: number): Promise<void> => {
@@ -87,7 +106,9 @@ export async function rollingUpgrade(rawInput: RollingUpgradeInput): Promise<Rol
     for (const service of plan.rotation[host.name]) await rb.track(`out of ${service}`, () => waiting.setRotation({ environment, service, node: host.name, inRotation: false }), host.name);
     await rb.track('upgrade', async () => {
       // The guarded run: a retry after a crash collects the first attempt instead of upgrading twice.
-      const [r] = await quick.runOnHosts({ hosts: [host], command: { argv: input.upgrade.command, sudo: input.upgrade.sudo }, step: `upgrade:${host.name}#${attempt}`, concurrency: 1, maxErrors: 0, timeoutMs: msToNumber(input.upgrade.timeout as Duration), capBytes: 8192 });
+      // {node} and {address} name the host, as in checks; other braces (a script's ${VAR}) stay as they are.
+      const argv = input.upgrade.command.map((a) => a.split('{node}').join(host.name).split('{address}').join(host.address));
+      const [r] = await quick.runOnHosts({ hosts: [host], command: { argv, sudo: input.upgrade.sudo }, step: `upgrade:${host.name}#${attempt}`, concurrency: 1, maxErrors: 0, timeoutMs: msToNumber(input.upgrade.timeout as Duration), capBytes: 8192 });
       if (r.state !== 'succeeded') throw new Error(`${host.name}: upgrade ${r.error?.message ?? 'failed'}${r.stderr ? `: ${r.stderr.trim().slice(-500)}` : ''}`);
     }, host.name);
     let rebooted: boolean | undefined;

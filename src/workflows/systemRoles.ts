@@ -2,7 +2,7 @@
 // the hot standby, the release each runs, and the change embargo. It replaces the runbook's wiki table; only
 // opsflow's workflows change it (through activities), everyone reads it (query `roles`, `opsflow roles`).
 import { ApplicationFailure } from '@temporalio/common';
-import { allHandlersFinished, condition, continueAsNew, defineQuery, defineUpdate, setHandler, workflowInfo } from '@temporalio/workflow';
+import { allHandlersFinished, condition, continueAsNew, defineQuery, defineUpdate, setCurrentDetails, setHandler, workflowInfo } from '@temporalio/workflow';
 
 export interface Embargo {
   infrastructure: string;
@@ -61,6 +61,21 @@ export async function systemRoles(input: SystemRolesInput): Promise<void> {
   const infrastructures = [state.production, state.standby];
   const applied = (id: string) => state.changes.some((c) => c.id === id);
 
+  // The Temporal UI shows this on the registry's page: the runbook's role table, always current.
+  const publish = () =>
+    setCurrentDetails(
+      [
+        `**${state.system}**`,
+        '',
+        '| role | infrastructure | release |',
+        '|---|---|---|',
+        `| production | ${state.production} | ${state.releases[state.production] ?? '?'} |`,
+        `| standby | ${state.standby} | ${state.releases[state.standby] ?? '?'} |`,
+        '',
+        state.embargo ? `**Change embargo** on ${state.embargo.infrastructure} since ${state.embargo.since}, held by ${state.embargo.owner} (${state.embargo.workflowId}): ${state.embargo.reason}` : 'No change embargo.',
+      ].join('\n'),
+    );
+  publish();
   setHandler(rolesQuery, () => state);
   setHandler(
     changeRolesUpdate,
@@ -88,6 +103,7 @@ export async function systemRoles(input: SystemRolesInput): Promise<void> {
           break;
       }
       state.changes.splice(0, Math.max(0, state.changes.length - KEEP_CHANGES));
+      publish();
       return state;
     },
     {

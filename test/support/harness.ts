@@ -58,6 +58,10 @@ export interface InventoryOptions {
   services?: Record<string, unknown>;
   people?: Record<string, { slack: string }>;
   notify?: { channel: string };
+  /** More environments beside `test`. */
+  environments?: Record<string, unknown>;
+  /** More top-level sections: aws, databases, systems. */
+  sections?: Record<string, unknown>;
 }
 
 /**
@@ -85,7 +89,9 @@ export function writeInventory(opts: InventoryOptions = {}): string {
           ...(opts.services ? { services: opts.services } : {}),
           ...(opts.notify ? { notify: opts.notify } : {}),
         },
+        ...opts.environments,
       },
+      ...opts.sections,
     }),
   );
   return file;
@@ -181,4 +187,34 @@ export async function failureOf(handle: WorkflowHandle): Promise<{ type?: string
   expect(err).toBeInstanceOf(WorkflowFailedError);
   const cause = (err as WorkflowFailedError).cause as { message: string; type?: string };
   return { type: cause.type, message: cause.message };
+}
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs `node bin/opsflow.js ...args` against the test server and collects its output. Asynchronous, so an
+ * in-process worker keeps working while the CLI waits on it; killed after a minute so a hang fails the test.
+ */
+export function runOpsflow(args: string[], opts: { cwd?: string; env?: Record<string, string> } = {}): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [path.join(ROOT, 'bin/opsflow.js'), ...args], {
+      cwd: opts.cwd ?? ROOT,
+      env: { ...process.env, TEMPORAL_ADDRESS: inject('temporalAddress'), ...opts.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
 }

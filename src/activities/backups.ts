@@ -1,0 +1,494 @@
+// Database backups in S3 and their restore on the standby.
+//
+// Layout under s3://<bucket>/<prefix><system>/:
+//   <key>.dump                 pg_dump -Fc, streamed up while it is written; metadata sha256 and size
+//   <key>.json                 the manifest, written last: a backup is complete once it exists. It holds the size,
+//                              the sha256 and the row count of every table, counted in the snapshot pg_dump dumped.
+//   leases/<key>/<workflowId>  a restore using the key; pruning leaves leased keys alone
+//
+// A restore downloads the dump to the worker and checks its size and sha256 against the manifest before anything
+// on the standby changes; restores it into a new database beside the live one; checks row counts and the
+// inventory's check queries there; then swaps it in by renaming both databases in one transaction. The live
+// database is never half-restored: until the swap it is the old data, afterwards the new.
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Transform, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import {
+  CompleteMultipartUploadCommand,
+  CopyObjectCommand,
+  CreateMultipartUploadCommand,
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListMultipartUploadsCommand,
+  ListObjectsV2Command,
+  AbortMultipartUploadCommand,
+  PutObjectCommand,
+  UploadPartCopyCommand,
+  type S3Client,
+} from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import { backupKeyKind, type BackupKeyKind } from '../schemas/backupKey';
+import { s3Client } from './aws';
+import { assertReceiver, backupPrefix, infrastructureOf, MISCONFIGURED, systemOf, type DataDeps } from './dataSync';
+import { Postgres, toolFailure, type DatabaseInfo } from './postgres';
+import type { SshPool } from './ssh/pool';
+import { heartbeatEvery, Tools } from './tool';
+
+export interface BackupManifest {
+  format: 1;
+  system: string;
+  key: string;
+  kind: BackupKeyKind;
+  infrastructure: string;
+  /** The database's name on its server. */
+  database: string;
+  /** The dump's S3 key. */
+  object: string;
+  size: number;
+  sha256: string;
+  /** Rows per table (`schema.table`) in the dumped snapshot. */
+  tables: Record<string, number>;
+  startedAt: string;
+  finishedAt: string;
+}
+
+export interface BackupResult {
+  key: string;
+  url: string;
+  infrastructure: string;
+  database: string;
+  size: number;
+  sha256: string;
+  tables: number;
+  rows: number;
+  /** The key was already backed up: nothing was dumped again. */
+  reused: boolean;
+}
+
+export interface BackupEntry {
+  key: string;
+  size?: number;
+  complete: boolean;
+}
+
+const PART_SIZE = 16 * 1024 * 1024;
+/** S3's limit for a single CopyObject; larger objects are copied in parts. */
+const COPY_LIMIT = 5 * 1024 ** 3;
+const COPY_PART = 1024 ** 3;
+
+const notFound = (err: unknown) => ['NoSuchKey', 'NotFound', 'NoSuchUpload'].includes((err as { name?: string }).name ?? '');
+const fail = (message: string, type: string) => ApplicationFailure.create({ message, type, nonRetryable: true });
+const sum = (counts: Record<string, number>) => Object.values(counts).reduce((a, b) => a + b, 0);
+
+/** The workflow run this activity works for: leases and restore markers are named after it. */
+function currentRun(): { workflowId: string; runId: string } {
+  const run = Context.current().info.workflowExecution;
+  if (!run) throw fail('this activity must run for a workflow', 'InvalidInput');
+  return run;
+}
+
+/** Counts and hashes the bytes that pass. */
+function meter(): Transform & { bytes: number; digest(): string } {
+  const hash = createHash('sha256');
+  const t = new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      hash.update(chunk);
+      m.bytes += chunk.length;
+      done(null, chunk);
+    },
+  });
+  const m = Object.assign(t, { bytes: 0, digest: () => hash.digest('hex') });
+  return m;
+}
+
+/** What an activity reports in its heartbeats: its phase and, while bytes flow, how many. */
+interface Progress {
+  phase: string;
+  meter?: { bytes: number };
+  of?: number;
+}
+
+/**
+ * Runs an activity's body heartbeating its progress every 5 s through every phase (a count of a large
+ * database's rows, or a drop, takes minutes too), so a dead worker is noticed within the heartbeat timeout.
+ */
+async function beating<T>(fn: (progress: Progress) => Promise<T>): Promise<T> {
+  const progress: Progress = { phase: 'start' };
+  const stop = heartbeatEvery(5_000, () => ({ phase: progress.phase, bytes: progress.meter?.bytes, of: progress.of }));
+  try {
+    return await fn(progress);
+  } finally {
+    stop();
+  }
+}
+
+/** The scratch and previous names beside a live database (63 bytes at most, PostgreSQL's limit). */
+export function sideNames(live: string): { incoming: string; old: string } {
+  const base = live.slice(0, 51);
+  return { incoming: `${base}_opsflow_new`, old: `${base}_opsflow_old` };
+}
+
+export function createBackupActivities(deps: DataDeps & { ssh: SshPool }) {
+  const { inventory, temporal } = deps;
+  const postgres = new Postgres(inventory, new Tools(deps));
+
+  function location(system: string) {
+    const sys = systemOf(inventory, system);
+    if (!sys.backups) throw fail(`${system} has no backups section in the inventory`, MISCONFIGURED);
+    const prefix = backupPrefix(sys, system);
+    const s3: S3Client = s3Client(inventory.awsAccount(sys.backups.account));
+    return {
+      sys,
+      s3,
+      bucket: sys.backups.bucket,
+      prefix,
+      dumpKey: (key: string) => `${prefix}${key}.dump`,
+      manifestKey: (key: string) => `${prefix}${key}.json`,
+      leasePrefix: (key?: string) => `${prefix}leases/${key ? `${key}/` : ''}`,
+    };
+  }
+  type Location = ReturnType<typeof location>;
+
+  function checkKey(key: string): BackupKeyKind {
+    const kind = backupKeyKind(key);
+    if (!kind) throw fail(`"${key}" is not a backup key (YYYYMMDD or YYYYMMDDHHMM)`, 'InvalidInput');
+    return kind;
+  }
+
+  async function manifestOf(loc: Location, key: string): Promise<BackupManifest | undefined> {
+    try {
+      const res = await loc.s3.send(new GetObjectCommand({ Bucket: loc.bucket, Key: loc.manifestKey(key) }));
+      return JSON.parse(await (res.Body as { transformToString(): Promise<string> }).transformToString()) as BackupManifest;
+    } catch (err) {
+      if (notFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  function databaseOf(system: string, infrastructure: string) {
+    const sys = systemOf(inventory, system);
+    const infra = infrastructureOf(sys, system, infrastructure);
+    if (!infra.database) throw fail(`${system}'s ${infrastructure} names no database`, MISCONFIGURED);
+    const db = postgres.config(infra.database);
+    return { db, live: db.database, ...sideNames(db.database) };
+  }
+
+  /** The comment a verified restore carries: the swap only takes a database that bears this run's. */
+  function marker(system: string, key: string, sha256: string): string {
+    const run = currentRun();
+    return `opsflow restore of ${system} backup ${key} (sha256 ${sha256.slice(0, 16)}) by ${run.workflowId} run ${run.runId}`;
+  }
+
+  function result(loc: Location, m: BackupManifest, reused: boolean): BackupResult {
+    return { key: m.key, url: `s3://${loc.bucket}/${m.object}`, infrastructure: m.infrastructure, database: m.database, size: m.size, sha256: m.sha256, tables: Object.keys(m.tables).length, rows: sum(m.tables), reused };
+  }
+
+  /** Sets metadata on an existing object by copying it onto itself (in parts past S3's 5 GiB copy limit). */
+  async function setMetadata(loc: Location, key: string, size: number, metadata: Record<string, string>): Promise<void> {
+    const source = `${loc.bucket}/${encodeURIComponent(key).replace(/%2F/g, '/')}`;
+    if (size <= COPY_LIMIT) {
+      await loc.s3.send(new CopyObjectCommand({ Bucket: loc.bucket, Key: key, CopySource: source, MetadataDirective: 'REPLACE', Metadata: metadata, ContentType: 'application/octet-stream' }));
+      return;
+    }
+    const { UploadId } = await loc.s3.send(new CreateMultipartUploadCommand({ Bucket: loc.bucket, Key: key, Metadata: metadata, ContentType: 'application/octet-stream' }));
+    const parts: { ETag?: string; PartNumber: number }[] = [];
+    for (let start = 0, n = 1; start < size; start += COPY_PART, n++) {
+      const end = Math.min(start + COPY_PART, size) - 1;
+      const res = await loc.s3.send(new UploadPartCopyCommand({ Bucket: loc.bucket, Key: key, UploadId, PartNumber: n, CopySource: source, CopySourceRange: `bytes=${start}-${end}` }));
+      parts.push({ ETag: res.CopyPartResult?.ETag, PartNumber: n });
+      Context.current().heartbeat({ phase: 'metadata', bytes: end + 1, of: size });
+    }
+    await loc.s3.send(new CompleteMultipartUploadCommand({ Bucket: loc.bucket, Key: key, UploadId, MultipartUpload: { Parts: parts } }));
+  }
+
+  /** Multipart uploads a killed attempt left behind, invisible but billed. */
+  async function abortStaleUploads(loc: Location, key: string): Promise<void> {
+    const res = await loc.s3.send(new ListMultipartUploadsCommand({ Bucket: loc.bucket, Prefix: key }));
+    for (const u of res.Uploads ?? []) {
+      if (u.Key === key) await loc.s3.send(new AbortMultipartUploadCommand({ Bucket: loc.bucket, Key: key, UploadId: u.UploadId })).catch((err) => (notFound(err) ? undefined : Promise.reject(err)));
+    }
+  }
+
+  /** pg_dump's stdout, hashed and counted on its way into an S3 multipart upload. */
+  async function dumpToS3(loc: Location, object: string, dump: Awaited<ReturnType<Postgres['dump']>>, metadata: Record<string, string>, progress: Progress) {
+    const m = meter();
+    progress.meter = m;
+    const upload = new Upload({ client: loc.s3, params: { Bucket: loc.bucket, Key: object, Body: m, ContentType: 'application/octet-stream', Metadata: metadata }, partSize: PART_SIZE, queueSize: 2, leavePartsOnError: false });
+    let stderr = '';
+    dump.stderr.on('data', (d: Buffer) => {
+      stderr = (stderr + d.toString('utf8')).slice(-16 * 1024);
+    });
+    const ctx = Context.current();
+    const onCancel = () => dump.kill();
+    ctx.cancellationSignal.addEventListener('abort', onCancel, { once: true });
+    const uploaded = upload.done();
+    uploaded.catch(() => dump.kill());
+    try {
+      dump.stdout.pipe(m, { end: false });
+      const ended = new Promise<void>((resolve) => {
+        dump.stdout.once('end', resolve);
+        dump.stdout.once('close', resolve);
+      });
+      const [exit] = await Promise.all([dump.exited, ended]);
+      if (exit.code !== 0) {
+        await upload.abort().catch(() => undefined);
+        await uploaded.catch(() => undefined);
+        throw toolFailure(`pg_dump on ${dump.where}`, { ...exit, stderr });
+      }
+      m.end();
+      await uploaded;
+      return { size: m.bytes, sha256: m.digest() };
+    } finally {
+      ctx.cancellationSignal.removeEventListener('abort', onCancel);
+    }
+  }
+
+  /** The dump of `key`, checked against its manifest (size, then sha256) into a local file; or a non-retryable BackupCorrupt. */
+  async function download(loc: Location, m: BackupManifest, key: string, progress: Progress): Promise<string> {
+    const object = loc.dumpKey(key);
+    const url = `s3://${loc.bucket}/${object}`;
+    const corrupt = (why: string) => fail(`backup ${key} (${url}) is corrupt: ${why}; the standby was not touched`, 'BackupCorrupt');
+    if (m.key !== key || m.object !== object) throw corrupt(`its manifest describes ${m.object} (key ${m.key})`);
+    let head;
+    try {
+      head = await loc.s3.send(new HeadObjectCommand({ Bucket: loc.bucket, Key: object }));
+    } catch (err) {
+      if (notFound(err)) throw fail(`backup ${key} has a manifest but no dump at ${url} (pruned or deleted)`, 'BackupNotFound');
+      throw err;
+    }
+    if (head.ContentLength !== m.size) throw corrupt(`it is ${head.ContentLength} bytes, the backup recorded ${m.size}`);
+    if (head.Metadata?.sha256 && head.Metadata.sha256 !== m.sha256) throw corrupt(`its metadata sha256 ${head.Metadata.sha256} is not the manifest's ${m.sha256}`);
+    const spool = path.join(tmpdir(), `opsflow-restore-${m.system}-${key}-${randomBytes(4).toString('hex')}.dump`);
+    const meterIn = meter();
+    Object.assign(progress, { phase: 'download', meter: meterIn, of: m.size });
+    try {
+      const res = await loc.s3.send(new GetObjectCommand({ Bucket: loc.bucket, Key: object }), { abortSignal: Context.current().cancellationSignal });
+      await pipeline(res.Body as Readable, meterIn, createWriteStream(spool, { mode: 0o600 }));
+      if (meterIn.bytes !== m.size) throw corrupt(`${meterIn.bytes} bytes arrived, the backup recorded ${m.size}`);
+      const digest = meterIn.digest();
+      if (digest !== m.sha256) throw corrupt(`its sha256 is ${digest}, the backup recorded ${m.sha256}`);
+      return spool;
+    } catch (err) {
+      await rm(spool, { force: true });
+      throw err;
+    }
+  }
+
+  /** The runs holding a lease on `key` now; a lease whose run has ended (its worker died before releasing it) is removed. */
+  async function holders(loc: Location, key: string): Promise<string[]> {
+    const running: string[] = [];
+    for (const obj of await listAll(loc, loc.leasePrefix(key))) {
+      const workflowId = decodeURIComponent(obj.Key.slice(loc.leasePrefix(key).length));
+      let alive = false;
+      try {
+        alive = (await temporal.workflow.getHandle(workflowId).describe()).status.name === 'RUNNING';
+      } catch (err) {
+        if ((err as { name?: string }).name !== 'WorkflowNotFoundError') throw err;
+      }
+      if (alive) running.push(workflowId);
+      else await loc.s3.send(new DeleteObjectCommand({ Bucket: loc.bucket, Key: obj.Key }));
+    }
+    return running;
+  }
+
+  async function listAll(loc: Location, prefix: string): Promise<{ Key: string; Size: number }[]> {
+    const out: { Key: string; Size: number }[] = [];
+    let token: string | undefined;
+    for (let page = 0; page < 10_000; page++) {
+      const res = await loc.s3.send(new ListObjectsV2Command({ Bucket: loc.bucket, Prefix: prefix, ContinuationToken: token }));
+      for (const o of res.Contents ?? []) if (o.Key) out.push({ Key: o.Key, Size: o.Size ?? 0 });
+      if (!res.IsTruncated) break;
+      token = res.NextContinuationToken;
+    }
+    return out;
+  }
+
+  return {
+    /**
+     * pg_dump of the infrastructure's database streamed to S3 under `key`, with row counts from the same snapshot.
+     * A key whose manifest exists is already backed up and is returned as it is.
+     */
+    async backupToS3(input: { system: string; infrastructure: string; key: string }): Promise<BackupResult> {
+      const kind = checkKey(input.key);
+      const loc = location(input.system);
+      const existing = await manifestOf(loc, input.key);
+      if (existing) return result(loc, existing, true);
+      const { db, live } = databaseOf(input.system, input.infrastructure);
+      const object = loc.dumpKey(input.key);
+      const startedAt = new Date().toISOString();
+      return beating(async (progress) => {
+        await abortStaleUploads(loc, object);
+        progress.phase = 'snapshot and row counts';
+        const snapshot = await postgres.snapshot(db, live);
+        let dumped: { size: number; sha256: string };
+        try {
+          progress.phase = 'dump to S3';
+          const dump = await postgres.dump(db, live, { snapshot: snapshot.id });
+          dumped = await dumpToS3(loc, object, dump, { system: input.system, key: input.key, infrastructure: input.infrastructure, database: live }, progress);
+        } finally {
+          await snapshot.close();
+        }
+        progress.phase = 'metadata';
+        await setMetadata(loc, object, dumped.size, { system: input.system, key: input.key, infrastructure: input.infrastructure, database: live, sha256: dumped.sha256, size: String(dumped.size) });
+        const manifest: BackupManifest = { format: 1, system: input.system, key: input.key, kind, infrastructure: input.infrastructure, database: live, object, ...dumped, tables: snapshot.counts, startedAt, finishedAt: new Date().toISOString() };
+        await loc.s3.send(new PutObjectCommand({ Bucket: loc.bucket, Key: loc.manifestKey(input.key), Body: JSON.stringify(manifest, null, 2), ContentType: 'application/json' }));
+        return result(loc, manifest, false);
+      });
+    },
+
+    /** Marks the key as in use by this run, so pruning leaves it alone. */
+    async leaseBackup(input: { system: string; key: string }): Promise<void> {
+      checkKey(input.key);
+      const loc = location(input.system);
+      const run = currentRun();
+      await loc.s3.send(new PutObjectCommand({ Bucket: loc.bucket, Key: `${loc.leasePrefix(input.key)}${encodeURIComponent(run.workflowId)}`, Body: JSON.stringify({ workflowId: run.workflowId, runId: run.runId, since: new Date().toISOString() }), ContentType: 'application/json' }));
+    },
+
+    async releaseBackup(input: { system: string; key: string }): Promise<void> {
+      checkKey(input.key);
+      const loc = location(input.system);
+      const run = currentRun();
+      await loc.s3.send(new DeleteObjectCommand({ Bucket: loc.bucket, Key: `${loc.leasePrefix(input.key)}${encodeURIComponent(run.workflowId)}` }));
+    },
+
+    /**
+     * Downloads and checks the backup, then restores it into a new database beside the standby's live one (a
+     * leftover from an interrupted attempt is dropped first). The live database is not touched.
+     */
+    async restoreToScratch(input: { system: string; infrastructure: string; key: string }): Promise<{ key: string; size: number; sha256: string; database: string }> {
+      checkKey(input.key);
+      await assertReceiver(deps, input.system, input.infrastructure);
+      const loc = location(input.system);
+      const m = await manifestOf(loc, input.key);
+      if (!m) throw fail(`no complete backup ${input.key} of ${input.system} in s3://${loc.bucket}/${loc.prefix} (a backup without its manifest was interrupted)`, 'BackupNotFound');
+      return beating(async (progress) => {
+        const spool = await download(loc, m, input.key, progress);
+        try {
+          const { db, live, incoming } = databaseOf(input.system, input.infrastructure);
+          Object.assign(progress, { phase: 'new database', meter: undefined, of: undefined });
+          const infos = await postgres.databases(db, [live, incoming]);
+          if (infos[incoming]) await postgres.dropDatabase(db, incoming);
+          await postgres.createDatabase(db, incoming, infos[live] as DatabaseInfo | undefined);
+          const fed = meter();
+          Object.assign(progress, { phase: 'pg_restore', meter: fed, of: (await stat(spool)).size });
+          const ctx = Context.current();
+          const res = await postgres.restore(db, incoming, createReadStream(spool).pipe(fed), { timeoutMs: ctx.info.startToCloseTimeoutMs, signal: ctx.cancellationSignal });
+          if (res.code !== 0) throw toolFailure(`pg_restore of ${input.key} into ${incoming}`, res);
+          return { key: input.key, size: m.size, sha256: m.sha256, database: incoming };
+        } finally {
+          await rm(spool, { force: true });
+        }
+      });
+    },
+
+    /** Row counts against the backup's, and the inventory's check queries, on the restored database; then marks it verified. */
+    async verifyRestore(input: { system: string; infrastructure: string; key: string }): Promise<{ tables: number; rows: number; checks: { name: string; ok: boolean; value: string | null }[] }> {
+      const loc = location(input.system);
+      const m = await manifestOf(loc, input.key);
+      if (!m) throw fail(`the manifest of backup ${input.key} is gone`, 'BackupNotFound');
+      const { db, incoming } = databaseOf(input.system, input.infrastructure);
+      return beating(async (progress) => {
+        if (!(await postgres.databases(db, [incoming]))[incoming]) throw fail(`${incoming} does not exist: restore it again`, 'RestoreMissing');
+        progress.phase = 'row counts';
+        const counts = await postgres.rowCounts(db, incoming, Context.current().cancellationSignal);
+        const problems: string[] = [];
+        for (const [table, n] of Object.entries(m.tables)) {
+          if (!(table in counts)) problems.push(`${table}: missing`);
+          else if (counts[table] !== n) problems.push(`${table}: ${counts[table]} rows, the backup has ${n}`);
+        }
+        for (const table of Object.keys(counts)) if (!(table in m.tables)) problems.push(`${table}: not in the backup`);
+        progress.phase = 'checks';
+        const checks = await postgres.runChecks(db, incoming, db.checks);
+        for (const c of checks.filter((x) => !x.ok)) problems.push(`check ${c.name}: got ${c.value ?? 'no row'}${c.expect !== undefined ? `, want ${c.expect}` : ''}`);
+        if (problems.length) {
+          throw fail(`the restore of ${input.key} into ${incoming} does not match the backup (${problems.length} problem(s)): ${problems.slice(0, 10).join('; ')}${problems.length > 10 ? '; …' : ''}; the live database was not touched`, 'VerifyFailed');
+        }
+        await postgres.setComment(db, incoming, marker(input.system, input.key, m.sha256));
+        return { tables: Object.keys(counts).length, rows: sum(counts), checks: checks.map(({ name, ok, value }) => ({ name, ok, value })) };
+      });
+    },
+
+    /**
+     * Swaps the verified database in for the live one (both renames in one transaction), then drops the previous
+     * data. A retry after the swap finds the live database bearing this run's marker and only finishes the drop.
+     */
+    async swapInRestore(input: { system: string; infrastructure: string; key: string }): Promise<{ database: string; resumed: boolean }> {
+      await assertReceiver(deps, input.system, input.infrastructure);
+      const loc = location(input.system);
+      const m = await manifestOf(loc, input.key);
+      if (!m) throw fail(`the manifest of backup ${input.key} is gone`, 'BackupNotFound');
+      const expected = marker(input.system, input.key, m.sha256);
+      const { db, live, incoming, old } = databaseOf(input.system, input.infrastructure);
+      return beating(async (progress) => {
+        const infos = await postgres.databases(db, [live, incoming, old]);
+        let resumed = false;
+        if (infos[incoming]) {
+          if (infos[incoming].comment !== expected) throw fail(`${incoming} was not verified by this run: restore and verify it again`, 'RestoreNotVerified');
+          if (infos[old]) await postgres.dropDatabase(db, old);
+          progress.phase = 'swap';
+          await postgres.swapDatabases(db, { live, incoming, old });
+        } else if (infos[live]?.comment === expected) {
+          resumed = true;
+        } else {
+          throw fail(`nothing to swap in: ${incoming} does not exist and ${live} is not this run's restore`, 'RestoreMissing');
+        }
+        progress.phase = 'drop the previous data';
+        await postgres.dropDatabase(db, old);
+        return { database: live, resumed };
+      });
+    },
+
+    /** Undo for a restore that did not reach the swap. */
+    async dropRestore(input: { system: string; infrastructure: string }): Promise<void> {
+      const { db, incoming } = databaseOf(input.system, input.infrastructure);
+      await beating(() => postgres.dropDatabase(db, incoming));
+    },
+
+    async listBackups(input: { system: string }): Promise<{ location: string; backups: BackupEntry[]; timezone: string; retention: { days: number; keep: number } }> {
+      const loc = location(input.system);
+      const found = new Map<string, BackupEntry>();
+      for (const obj of await listAll(loc, loc.prefix)) {
+        const match = /^([0-9]{8}(?:[0-9]{4})?)\.(dump|json)$/.exec(obj.Key.slice(loc.prefix.length));
+        if (!match || !backupKeyKind(match[1])) continue;
+        const entry = found.get(match[1]) ?? { key: match[1], complete: false };
+        if (match[2] === 'dump') entry.size = obj.Size;
+        else entry.complete = true;
+        found.set(match[1], entry);
+      }
+      const backups = [...found.values()].sort((a, b) => a.key.localeCompare(b.key));
+      return { location: `s3://${loc.bucket}/${loc.prefix}`, backups, timezone: loc.sys.timezone, retention: loc.sys.backups?.retention ?? { days: 30, keep: 7 } };
+    },
+
+    /** Deletes backups (manifest first, so a half-deleted one is incomplete, never wrong); a key a running restore holds is kept. */
+    async deleteBackups(input: { system: string; keys: string[] }): Promise<{ deleted: string[]; inUse: { key: string; by: string[] }[] }> {
+      input.keys.forEach(checkKey);
+      const loc = location(input.system);
+      const deleted: string[] = [];
+      const inUse: { key: string; by: string[] }[] = [];
+      const stop = heartbeatEvery(5_000, () => ({ deleted: deleted.length, of: input.keys.length }));
+      try {
+        for (const key of input.keys) {
+          // Asked per key right before its deletion, so a restore that started meanwhile is seen.
+          const by = await holders(loc, key);
+          if (by.length) {
+            inUse.push({ key, by });
+            continue;
+          }
+          await loc.s3.send(new DeleteObjectCommand({ Bucket: loc.bucket, Key: loc.manifestKey(key) }));
+          await loc.s3.send(new DeleteObjectCommand({ Bucket: loc.bucket, Key: loc.dumpKey(key) }));
+          deleted.push(key);
+        }
+      } finally {
+        stop();
+      }
+      return { deleted, inUse };
+    },
+  };
+}

@@ -1,0 +1,111 @@
+// What a hot-standby release needs to know about a system before it acts, the declared commands it runs on an
+// infrastructure (maintenance switch, deploy), and the HTTP checks of the business URL.
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import { UnknownTargetError, type ResolvedHost } from '../config/inventory';
+import { expand } from '../config/services';
+import type { HostCommand } from '../config/systems';
+import { runCheck, type CheckResult } from './checks';
+import { recordNames } from './dns';
+import { readRoles, type RolesDeps } from './roles';
+import type { RolesState } from '../workflows/systemRoles';
+
+export interface InfraView {
+  name: string;
+  region: string;
+  environment?: string;
+  url?: string;
+  database?: string;
+  hasMaintenance: boolean;
+  hasDeploy: boolean;
+}
+
+export interface StandbyPlan {
+  roles: RolesState;
+  production: InfraView;
+  standby: InfraView;
+  timezone: string;
+  records: string[];
+  schedules: string[];
+}
+
+const refuse = (message: string, type = 'InvalidInput') => ApplicationFailure.create({ message, type, nonRetryable: true });
+
+export function createHotStandbyActivities(deps: RolesDeps) {
+  const { inventory } = deps;
+
+  function system(name: string) {
+    try {
+      return inventory.system(name);
+    } catch (err) {
+      if (err instanceof UnknownTargetError) throw refuse(err.message, 'UnknownTarget');
+      throw err;
+    }
+  }
+
+  function command(systemName: string, infrastructure: string, which: 'maintenance.on' | 'maintenance.off' | 'deploy'): { environment: string; cmd: HostCommand } {
+    const infra = system(systemName).infrastructures[infrastructure];
+    const cmd = which === 'deploy' ? infra?.deploy : which === 'maintenance.on' ? infra?.maintenance?.on : infra?.maintenance?.off;
+    if (!infra || !cmd || !infra.environment) throw refuse(`${systemName}/${infrastructure} declares no ${which} command`, 'UnknownTarget');
+    return { environment: infra.environment, cmd };
+  }
+
+  return {
+    /** Roles from the registry, and everything the release will touch, checked before anything changes. */
+    async standbyPlan(input: { system: string; kind: 'complex' | 'simple'; standbyRegion?: string }): Promise<StandbyPlan> {
+      const cfg = system(input.system);
+      const roles = await readRoles(deps, input.system);
+      const view = (name: string): InfraView => {
+        const infra = cfg.infrastructures[name];
+        return { name, region: inventory.awsAccount(infra.aws).region, environment: infra.environment, url: infra.url, database: infra.database, hasMaintenance: !!infra.maintenance, hasDeploy: !!infra.deploy };
+      };
+      const production = view(roles.production);
+      const standby = view(roles.standby);
+      if (input.standbyRegion) {
+        const regions = [production.region, standby.region];
+        if (!regions.includes(input.standbyRegion)) throw refuse(`standbyRegion: ${input.system} runs in ${regions.join(' and ')}, not ${input.standbyRegion}`);
+        if (input.standbyRegion !== standby.region) throw refuse(`standbyRegion: ${input.standbyRegion} is ${input.system}'s production (${production.name}); the standby is ${standby.name} in ${standby.region}`);
+      }
+      const missing: string[] = [];
+      for (const infra of [production, standby]) if (!infra.hasDeploy) missing.push(`infrastructures.${infra.name}.deploy`);
+      if (input.kind === 'complex') {
+        if (!cfg.dns) missing.push('dns');
+        if (!cfg.backups) missing.push('backups');
+        for (const infra of [production, standby]) if (!infra.database) missing.push(`infrastructures.${infra.name}.database`);
+      }
+      if (missing.length) throw refuse(`a ${input.kind} release of ${input.system} needs ${missing.map((m) => `systems.${input.system}.${m}`).join(', ')} in the inventory`, 'UnknownTarget');
+      return {
+        roles,
+        production,
+        standby,
+        timezone: cfg.timezone,
+        records: recordNames(cfg),
+        schedules: (['files', 'database'] as const).filter((k) => cfg.schedules[k]).map((k) => `opsflow:${input.system}:${k}`),
+      };
+    },
+
+    /** The host and argv of a declared command; `{release}` becomes the release id, as one argument. */
+    async infraCommand(input: { system: string; infrastructure: string; which: 'maintenance.on' | 'maintenance.off' | 'deploy'; release?: string }): Promise<{ host: ResolvedHost; argv: string[]; sudo: boolean }> {
+      const { environment, cmd } = command(input.system, input.infrastructure, input.which);
+      const [host] = inventory.resolve(environment, { hosts: [cmd.host] });
+      return { host, argv: cmd.command.map((a) => expand(a, { release: input.release ?? '' })), sudo: cmd.sudo };
+    },
+
+    /** The infrastructure's declared HTTP checks, polled until they all pass or the time is up. */
+    async infraChecks(input: { system: string; infrastructure: string; release: string; timeoutMs: number }): Promise<CheckResult[]> {
+      const infra = system(input.system).infrastructures[input.infrastructure];
+      const checks = (infra?.checks ?? []).map((c) => ({ kind: 'http' as const, url: expand(c.url, { release: input.release }), status: c.status, body: c.body && expand(c.body, { release: input.release }) }));
+      const started = Date.now();
+      for (let attempt = 0; ; attempt++) {
+        Context.current().heartbeat(attempt);
+        const results = await Promise.all(checks.map((c) => runCheck(c, { name: input.infrastructure, address: '' }, () => Promise.reject(new Error('no host for HTTP checks')))));
+        const failing = results.filter((r) => !r.ok);
+        if (!failing.length) return results;
+        if (Date.now() - started > input.timeoutMs) {
+          throw ApplicationFailure.create({ message: `${input.system}/${input.infrastructure}: ${failing.map((r) => `${r.check}: ${r.detail}`).join('; ')}`, type: 'ChecksFailed', nonRetryable: true, details: [results] });
+        }
+        await Context.current().sleep(Math.min(250 * 2 ** attempt, 5_000));
+      }
+    },
+  };
+}

@@ -1,0 +1,83 @@
+import { ApplicationFailure, executeChild, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import type { SyncPlan } from '../activities/dataSync';
+import type { CheckFilesResult, SyncFilesResult } from '../activities/rclone';
+import { SA_ENVIRONMENT, SA_SERVICE } from '../common/constants';
+import { backupKeyFor } from '../schemas/backupKey';
+import { dataSyncInput, type DataSyncInput } from '../schemas/dataSync';
+import { parseInput } from '../schemas/validate';
+import { backupDatabase, type BackupDatabaseResult } from './backupDatabase';
+import { long, quick } from './dataActivities';
+import { Runbook, SKIPPED } from './gates';
+import { restoreDatabase, type RestoreDatabaseResult } from './restoreDatabase';
+
+/** Differing paths listed in the failure; the count is always complete. */
+const DIFF_CAP = 50;
+
+export interface DataSyncResult {
+  dryRun: boolean;
+  plan: SyncPlan;
+  key?: string;
+  files?: { sync: SyncFilesResult; check: CheckFilesResult } | 'skipped';
+  database?: { backup: BackupDatabaseResult; restore: RestoreDatabaseResult } | 'skipped';
+}
+
+/**
+ * The nightly copy of production to the hot standby (the GigaDB runbook's "Keeping data in sync"): the file store
+ * with `rclone sync` then `rclone check`, which must find no difference; the database by a backup of production to
+ * S3 and its restore on the standby, verified. The direction comes from the roles registry, and a run whose
+ * destination would be production is refused.
+ */
+export async function dataSync(rawInput: DataSyncInput): Promise<DataSyncResult> {
+  const input = parseInput('dataSync', dataSyncInput, rawInput);
+  const { system } = input;
+  upsertSearchAttributes([{ key: SA_SERVICE, value: system }]);
+  const rb = new Runbook({ workflow: 'dataSync', service: system, requestedBy: input.requestedBy, dryRun: input.dryRun, failure: input.failure, notify: input.notify });
+  const { workflowId } = workflowInfo();
+
+  rb.phase('plan');
+  const plan = await rb.step('plan', () => quick.planDataSync({ system, stores: input.stores, to: input.to }), { required: true, onFailure: 'fail' });
+  if (plan.environment) upsertSearchAttributes([{ key: SA_ENVIRONMENT, value: plan.environment }]);
+  const key = plan.database ? (input.key ?? backupKeyFor(workflowInfo().startTime, plan.timezone, 'scheduled')) : undefined;
+  const result: DataSyncResult = { dryRun: input.dryRun, plan, key };
+  if (input.dryRun) {
+    await rb.succeed();
+    return result;
+  }
+  const ends = { system, from: plan.from, to: plan.to };
+
+  if (plan.files) {
+    const files = plan.files;
+    rb.phase('files');
+    const outcome = await rb.step(`files ${plan.from} → ${plan.to}`, async () => {
+      const sync = await rb.track(`rclone sync ${files.from} → ${files.to}`, () => long.syncFiles(ends), files.runsOn);
+      const check = await rb.track('rclone check', () => long.checkFiles({ ...ends, cap: DIFF_CAP }), files.runsOn);
+      if (check.differences) {
+        const listed = check.paths.map((p) => `${p.path} (${p.kind})`).join('\n');
+        throw ApplicationFailure.create({
+          message: `rclone check found ${check.differences} difference(s) between ${files.from} and ${files.to} after the sync${check.differences > check.paths.length ? ` (first ${check.paths.length})` : ''}:\n${listed}`,
+          type: 'FilesDiffer',
+          nonRetryable: true,
+          details: [check],
+        });
+      }
+      return { sync, check };
+    });
+    result.files = outcome === SKIPPED ? 'skipped' : outcome;
+  }
+
+  if (plan.database && key) {
+    const db = plan.database;
+    rb.phase('database');
+    const common = { system, key, requestedBy: input.requestedBy, failure: { onFailure: 'fail' as const } };
+    const outcome = await rb.step(`database ${plan.from} → ${plan.to} via backup ${key}`, async () => {
+      // Child ids extend this run's, so a change embargo held by this run's parent lets them act too.
+      const backup = await rb.track(`back up ${db.from.name} (${plan.from}) as ${key}`, () => executeChild(backupDatabase, { workflowId: `${workflowId}/backup-${key}`, args: [{ ...common, from: plan.from }] }));
+      const restore = await rb.track(`restore ${key} on ${db.to.name} (${plan.to})`, () => executeChild(restoreDatabase, { workflowId: `${workflowId}/restore-${key}`, args: [{ ...common, to: plan.to }] }));
+      return { backup, restore };
+    });
+    result.database = outcome === SKIPPED ? 'skipped' : outcome;
+  }
+
+  await rb.succeed(`${system}: ${input.stores.join(' and ')} synced from ${plan.from} to ${plan.to}`);
+  return result;
+}

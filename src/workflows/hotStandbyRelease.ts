@@ -1,0 +1,183 @@
+import { CancellationScope, executeChild, isCancellation, proxyActivities, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { msToNumber } from '@temporalio/common/lib/time';
+import type { Duration } from '@temporalio/common';
+import type { Activities } from '../activities';
+import type { RecordSet } from '../activities/dns';
+import type { StandbyPlan } from '../activities/hotStandby';
+import { SA_RELEASE, SA_SERVICE } from '../common/constants';
+import { backupKeyFor } from '../schemas/backupKey';
+import { hotStandbyReleaseInput, type HotStandbyReleaseInput } from '../schemas/hotStandbyRelease';
+import { parseInput } from '../schemas/validate';
+import { backupDatabase } from './backupDatabase';
+import { describeError, Runbook } from './gates';
+import { restoreDatabase } from './restoreDatabase';
+import { quick } from './rollout';
+import type { RolesChange } from './systemRoles';
+
+const nonRetryableErrorTypes = ['InvalidInput', 'UnknownTarget', 'RolesConflict', 'DnsConfigError', 'DnsProviderError', 'ChecksFailed', 'Embargoed', 'HostKeyRejected', 'SshAuthFailed'];
+
+const acts = proxyActivities<Activities>({
+  startToCloseTimeout: '2m',
+  retry: { initialInterval: '1s', maximumInterval: '10s', maximumAttempts: 5, nonRetryableErrorTypes },
+});
+
+/** DNS changes wait for the provider's INSYNC; checks poll the business URL. */
+const waiting = proxyActivities<Activities>({
+  startToCloseTimeout: '30m',
+  heartbeatTimeout: '30s',
+  retry: { initialInterval: '2s', maximumInterval: '30s', maximumAttempts: 10, nonRetryableErrorTypes },
+});
+
+/** A registry change without its id and author, which the run fills in. */
+type Unkeyed<T> = T extends unknown ? Omit<T, 'changeId' | 'by'> : never;
+
+export interface HotStandbyReleaseResult {
+  kind: 'complex' | 'simple';
+  dryRun: boolean;
+  release: string;
+  production: string;
+  standby: string;
+  backupKey?: string;
+  /** DNS before and after the swap, as the provider answered. */
+  dns?: { before: RecordSet; after: RecordSet };
+  plan?: string[];
+}
+
+/**
+ * The GigaDB hot-standby release: two infrastructures swap the roles production and standby. A complex release
+ * embargoes production, backs it up, restores it on the standby, deploys there, waits for the business to
+ * validate, then swaps every DNS record at once and checks the new production; a rejection or a failed check puts
+ * the records back exactly as they were. A simple release deploys to the standby, then to production.
+ */
+export async function hotStandbyRelease(rawInput: HotStandbyReleaseInput): Promise<HotStandbyReleaseResult> {
+  const input = parseInput('hotStandbyRelease', hotStandbyReleaseInput, rawInput);
+  const { system, release, kind } = input;
+  upsertSearchAttributes([
+    { key: SA_SERVICE, value: system },
+    { key: SA_RELEASE, value: release },
+  ]);
+  const rb = new Runbook({ workflow: 'hotStandbyRelease', service: system, release, requestedBy: input.requestedBy, dryRun: input.dryRun, failure: input.failure, announce: !input.dryRun, notify: input.notify });
+  const { workflowId } = workflowInfo();
+  const by = input.requestedBy ?? 'opsflow';
+  const change = ({ key, ...c }: Unkeyed<RolesChange> & { key: string }) => acts.changeRoles({ system, change: { ...c, changeId: `${workflowId}:${key}`, by } as RolesChange });
+
+  rb.phase('plan');
+  const plan: StandbyPlan = await rb.step('plan', () => acts.standbyPlan({ system, kind, standbyRegion: input.standbyRegion }), { required: true });
+  const { production, standby } = plan;
+  const backupKey = kind === 'complex' ? (input.backupKey ?? backupKeyFor(workflowInfo().startTime, plan.timezone, 'manual')) : undefined;
+  const schedules = input.pauseSchedules ?? plan.schedules;
+  const result: HotStandbyReleaseResult = { kind, dryRun: input.dryRun, release, production: production.name, standby: standby.name, backupKey };
+
+  if (input.dryRun) {
+    result.plan =
+      kind === 'simple'
+        ? [`deploy ${release} to the standby ${standby.name} (${standby.region}) and check it`, `deploy ${release} to production ${production.name} (${production.region}) and check it`]
+        : [
+            `change embargo on production ${production.name} (${production.region})${production.hasMaintenance ? ', maintenance switch on' : ''}`,
+            `pause schedules: ${schedules.join(', ') || 'none'}`,
+            `back up ${production.database} to S3 as ${backupKey}, restore it on ${standby.database} and verify`,
+            `deploy ${release} to the standby ${standby.name} (${standby.region})`,
+            `validation gate: ${standby.url ?? standby.name}`,
+            `swap DNS (${plan.records.join(', ')}) to ${standby.name}, check it, update the roles registry`,
+            `deploy ${release} to the new standby ${production.name}; resume schedules; lift the embargo`,
+          ];
+    await rb.succeed();
+    return result;
+  }
+
+  /** A declared command of an infrastructure, run at most once per run and step even across worker crashes. */
+  const runDeclared = async (infrastructure: string, which: 'maintenance.on' | 'maintenance.off' | 'deploy') => {
+    const cmd = await acts.infraCommand({ system, infrastructure, which, release });
+    const [r] = await quick.runOnHosts({ hosts: [cmd.host], command: { argv: cmd.argv, sudo: cmd.sudo }, step: `${which}:${infrastructure}`, concurrency: 1, maxErrors: 0, timeoutMs: 30 * 60_000, capBytes: 8192 });
+    if (r.state !== 'succeeded') throw new Error(`${infrastructure}: ${which} on ${cmd.host.name} ${r.error?.message ?? 'failed'}${r.stderr ? `: ${r.stderr.trim().slice(-500)}` : ''}`);
+  };
+  const deployAndCheck = async (infrastructure: string) => {
+    await rb.step(`deploy ${release} to ${infrastructure}`, () => runDeclared(infrastructure, 'deploy'), { required: true });
+    await rb.step(`check ${infrastructure}`, () => waiting.infraChecks({ system, infrastructure, release, timeoutMs: msToNumber(input.sanityTimeout as Duration) }), { required: true });
+    await change({ kind: 'release', key: `release:${infrastructure}`, infrastructure, release });
+  };
+
+  if (kind === 'simple') {
+    rb.phase('standby');
+    await deployAndCheck(standby.name);
+    rb.phase('production');
+    await deployAndCheck(production.name);
+    await rb.succeed(`${system}: ${release} runs on ${standby.name} and ${production.name}`);
+    return result;
+  }
+
+  // Cleanups run in every outcome, in reverse order of what was set up, even when the run is cancelled.
+  const cleanups: { name: string; fn: () => Promise<unknown> }[] = [];
+  let failure: unknown;
+  try {
+    rb.phase('embargo');
+    await rb.step('change embargo', () => change({ kind: 'embargo', key: 'embargo', infrastructure: production.name, workflowId, reason: `${kind} release ${release} of ${system} in progress` }), { required: true });
+    cleanups.push({ name: 'lift embargo', fn: () => change({ kind: 'lift', key: 'lift', workflowId }) });
+    if (production.hasMaintenance) {
+      await rb.step(`maintenance on ${production.name}`, () => runDeclared(production.name, 'maintenance.on'), { required: true });
+      cleanups.push({ name: `maintenance off on ${production.name}`, fn: () => runDeclared(production.name, 'maintenance.off') });
+    }
+    if (schedules.length) {
+      await rb.step('pause schedules', () => acts.pauseSchedules({ ids: schedules, note: `paused by ${workflowId} for release ${release}` }), { required: true });
+      cleanups.push({ name: 'resume schedules', fn: () => acts.unpauseSchedules({ ids: schedules, note: `resumed by ${workflowId}` }) });
+    }
+
+    rb.phase('backup and restore');
+    await rb.step(`back up ${production.name} as ${backupKey}`, () => backupAndRestore(system, production.name, standby.name, backupKey as string, workflowId, { requestedBy: input.requestedBy, failure: input.failure, notify: input.notify }), { required: true });
+
+    rb.phase('deploy to standby');
+    await deployAndCheck(standby.name);
+
+    rb.phase('validation');
+    const validation = await rb.approval('validation', input.validation, `Validate ${system} release ${release} on the standby ${standby.name} (${standby.region}): ${standby.url ?? 'no URL declared'}`, `Approving swaps the DNS of ${plan.records.join(', ')} to ${standby.name}; rejecting leaves production as it is.`);
+    if (!validation.approved) throw Object.assign(new Error(validation.reason), { type: 'Rejected' });
+
+    rb.phase('swap');
+    const before = await acts.dnsRecords({ system });
+    const target = await acts.infrastructureRecords({ system, infrastructure: standby.name });
+    // Registered before the change: if the swap's outcome is unknown, putting back the old records is still right.
+    rb.compensate('DNS back to the previous records', async () => {
+      await waiting.setDnsRecords({ system, records: before });
+    });
+    const swapped = await rb.step('swap DNS', () => waiting.setDnsRecords({ system, records: target }), { required: true, onFailure: 'fail' });
+    await rb.step(`sanity check ${standby.name}`, () => waiting.infraChecks({ system, infrastructure: standby.name, release, timeoutMs: msToNumber(input.sanityTimeout as Duration) }), { required: true, onFailure: 'fail' });
+    await rb.step('swap roles', () => change({ kind: 'swap', key: 'swap', expectProduction: production.name }), { required: true });
+    rb.commit();
+    result.dns = { before, after: swapped.records };
+    result.production = standby.name;
+    result.standby = production.name;
+    rb.announce('phase', `${system}: ${standby.name} is production now, running ${release}`);
+
+    rb.phase('new standby');
+    await deployAndCheck(production.name);
+  } catch (err) {
+    failure = err;
+  }
+
+  await CancellationScope.nonCancellable(async () => {
+    for (const cleanup of cleanups.reverse()) {
+      try {
+        await rb.track(cleanup.name, cleanup.fn);
+      } catch (err) {
+        if (!failure) failure = err;
+      }
+    }
+  });
+  if (failure) {
+    if (isCancellation(failure) || rb.status.state === 'failed') throw failure;
+    const { message, type } = describeError(failure);
+    return rb.fail(message, (failure as { type?: string }).type ?? type ?? 'ReleaseFailed', failure);
+  }
+  await rb.succeed(`${system}: release ${release} is production on ${standby.name}; ${production.name} is the standby`);
+  return result;
+}
+
+/**
+ * Backs production's database up under `key`, restores that backup on the standby and verifies it, as child
+ * runs whose ids extend this run's, so the change embargo lets them act on production. They answer to the same
+ * failure policy and audience as this run.
+ */
+async function backupAndRestore(system: string, production: string, standby: string, key: string, parentId: string, run: Pick<HotStandbyReleaseInput, 'requestedBy' | 'failure' | 'notify'>): Promise<void> {
+  await executeChild(backupDatabase, { workflowId: `${parentId}/backup`, args: [{ system, from: production, key, manual: key.length === 12, ...run }] });
+  await executeChild(restoreDatabase, { workflowId: `${parentId}/restore`, args: [{ system, key, to: standby, ...run }] });
+}

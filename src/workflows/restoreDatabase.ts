@@ -1,0 +1,59 @@
+import { log, upsertSearchAttributes } from '@temporalio/workflow';
+import type { DatabaseEnd } from '../activities/dataSync';
+import { SA_ENVIRONMENT, SA_SERVICE } from '../common/constants';
+import { restoreDatabaseInput, type RestoreDatabaseInput } from '../schemas/backups';
+import { parseInput } from '../schemas/validate';
+import { long, quick } from './dataActivities';
+import { describeError, Runbook } from './gates';
+
+export interface RestoreDatabaseResult {
+  dryRun: boolean;
+  key: string;
+  database: DatabaseEnd;
+  restored?: { size: number; sha256: string };
+  verified?: { tables: number; rows: number; checks: { name: string; ok: boolean; value: string | null }[] };
+}
+
+/**
+ * Replaces the standby's database with a backup: the dump is downloaded and checked (size, sha256) before
+ * anything changes, restored into a new database beside the live one, verified there (row counts per table
+ * against the backup's, the inventory's check queries), then swapped in by renaming both in one transaction.
+ * The live database is the old data or the new, never a mix. Production is refused as a target.
+ */
+export async function restoreDatabase(rawInput: RestoreDatabaseInput): Promise<RestoreDatabaseResult> {
+  const input = parseInput('restoreDatabase', restoreDatabaseInput, rawInput);
+  const { system, key } = input;
+  upsertSearchAttributes([{ key: SA_SERVICE, value: system }]);
+  const rb = new Runbook({ workflow: 'restoreDatabase', service: system, requestedBy: input.requestedBy, dryRun: input.dryRun, failure: input.failure, notify: input.notify });
+
+  rb.phase('plan');
+  const plan = await rb.step('plan', () => quick.planRestore({ system, to: input.to }), { required: true, onFailure: 'fail' });
+  if (plan.environment) upsertSearchAttributes([{ key: SA_ENVIRONMENT, value: plan.environment }]);
+  const infrastructure = plan.database.infrastructure;
+  const result: RestoreDatabaseResult = { dryRun: input.dryRun, key, database: plan.database };
+  if (input.dryRun) {
+    await rb.succeed();
+    return result;
+  }
+
+  rb.phase('restore');
+  const ref = { system, infrastructure, key };
+  await rb.step(`lease backup ${key}`, () => quick.leaseBackup({ system, key }), { required: true });
+  rb.compensate(`release backup ${key}`, () => quick.releaseBackup({ system, key }));
+  // Registered before the restore starts: a restore that fails half-way leaves a partial database to drop.
+  rb.compensate('drop the restored database', () => long.dropRestore({ system, infrastructure }));
+  result.restored = await rb.step(`download, check and restore ${key} beside ${plan.database.name}`, () => long.restoreToScratch(ref), { required: true });
+  result.verified = await rb.step('verify row counts and checks', () => long.verifyRestore(ref), { required: true });
+
+  rb.phase('swap');
+  await rb.step(`swap it in as ${plan.database.name}`, () => quick.swapInRestore(ref), { required: true });
+  rb.commit();
+  try {
+    await rb.track(`release backup ${key}`, () => quick.releaseBackup({ system, key }));
+  } catch (err) {
+    // The restore is done; pruning treats the lease of a finished run as released.
+    log.warn('could not release the backup lease', { key, error: describeError(err).message });
+  }
+  await rb.succeed(`${system}: ${infrastructure} restored from ${key} (${result.verified.tables} tables, ${result.verified.rows} rows)`);
+  return result;
+}

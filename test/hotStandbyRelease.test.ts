@@ -1,0 +1,353 @@
+// hotStandbyRelease against real components: two PostgreSQL clusters playing the production and standby
+// databases, moto_server for S3 (backups), Route53 (the swap) and EC2 (Elastic IPs), the Cloudflare double for
+// the second DNS provider, and fleet hosts h5 (infrastructure "hk") and h6 ("eu") reached over SSH, each serving
+// its release marker over HTTP for the business checks.
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
+import { AllocateAddressCommand, EC2Client } from '@aws-sdk/client-ec2';
+import { ChangeResourceRecordSetsCommand, CreateHostedZoneCommand, ListResourceRecordSetsCommand, Route53Client } from '@aws-sdk/client-route-53';
+import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
+import type { WorkflowHandle } from '@temporalio/client';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { HotStandbyReleaseInput } from '../src/schemas/hotStandbyRelease';
+import type { RunStatus } from '../src/workflows/gates';
+import type { hotStandbyRelease } from '../src/workflows/hotStandbyRelease';
+import { rolesQuery, rolesWorkflowId, type RolesState } from '../src/workflows/systemRoles';
+import { FLEET_USER } from './support/fleet';
+import { startCloudflareDouble, type CloudflareDouble } from './support/cloudflareDouble';
+import { failureOf, fleet, freePort, hostFile, portOpen, readHostFile, recordHistory, runOpsflow, spawnWorker, startWorker, testEnv, unique, waitFor, writeInventory } from './support/harness';
+import { startMoto, type TestMoto } from './support/moto';
+import { startPostgres, type TestPostgres } from './support/postgres';
+
+const INFRA = { hk: { host: 'h5', region: 'ap-east-1', account: 'upstream' }, eu: { host: 'h6', region: 'eu-west-3', account: 'upstream-alt' } } as const;
+type Infra = keyof typeof INFRA;
+const NAMES = ['gigadb.test', 'files.gigadb.test'];
+
+let env: TestWorkflowEnvironment;
+let moto: TestMoto;
+let cf: CloudflareDouble;
+const pg = {} as Record<Infra, TestPostgres>;
+const web: ChildProcess[] = [];
+const eips = {} as Record<Infra, Record<string, string>>;
+let zoneId: string;
+let r53: Route53Client;
+let inventoryFile: string;
+let worker: { stop(): Promise<void> } | undefined;
+const queue = unique('standby');
+
+/** A file on a fleet host, owned by the fleet user as if the host had written it. */
+function asHostFile(host: string, name: string, content: string): void {
+  writeFileSync(hostFile(host, name), content);
+  execFileSync('chown', [FLEET_USER, hostFile(host, name)]);
+}
+
+const awsClient = <T>(C: new (o: object) => T, region: string) => new C({ region, endpoint: moto.endpoint, credentials: moto.credentials });
+
+async function route53Records(): Promise<Record<string, string[]>> {
+  const res = await r53.send(new ListResourceRecordSetsCommand({ HostedZoneId: zoneId }));
+  const out: Record<string, string[]> = Object.fromEntries(NAMES.map((n) => [n, []]));
+  for (const rr of res.ResourceRecordSets ?? []) {
+    const name = (rr.Name ?? '').replace(/\.$/, '');
+    if (rr.Type === 'A' && name in out) out[name] = (rr.ResourceRecords ?? []).map((r) => r.Value ?? '').sort();
+  }
+  return out;
+}
+
+const addressesOf = (infra: Infra) => Object.fromEntries(NAMES.map((n) => [n, [eips[infra][n]]]));
+
+const roles = () => readRolesOf('gigadb');
+
+async function status(handle: WorkflowHandle): Promise<RunStatus> {
+  return handle.query<RunStatus>('status');
+}
+
+async function waitForGate(handle: WorkflowHandle, gate: string): Promise<RunStatus> {
+  return waitFor(async () => {
+    const s = await status(handle);
+    return s.gates.some((g) => g.id === gate && g.state === 'open') ? s : undefined;
+  }, `gate ${gate}`, 90_000);
+}
+
+function start(input: Partial<HotStandbyReleaseInput>, id = unique('hsr')): Promise<WorkflowHandle<typeof hotStandbyRelease>> {
+  return env.client.workflow.start<typeof hotStandbyRelease>('hotStandbyRelease', {
+    taskQueue: queue,
+    workflowId: id,
+    args: [{ system: 'gigadb', release: 'v2', kind: 'complex', requestedBy: 'carol', failure: { onFailure: 'fail' }, ...input } as HotStandbyReleaseInput],
+  });
+}
+
+const sh = (script: string) => ({ host: 'web', command: ['sh', '-c', script] });
+
+function inventory(): string {
+  const infra = (name: Infra) => ({
+    aws: INFRA[name].account,
+    environment: name,
+    database: `db-${name}`,
+    url: `http://127.0.0.1:${(web[name === 'hk' ? 0 : 1] as ChildProcess & { port: number }).port}/`,
+    addresses: Object.fromEntries(NAMES.map((n) => [n, { eip: `eip-${n}` }])),
+    maintenance: { on: sh('touch "$OPSFLOW_HOST_DIR/maintenance"'), off: sh('rm -f "$OPSFLOW_HOST_DIR/maintenance"') },
+    // The release id arrives as one argument ($1), never as shell text.
+    deploy: { host: 'web', command: ['sh', '-c', 'printf %s "$1" > "$OPSFLOW_HOST_DIR/release.txt"', 'deploy', '{release}'] },
+    checks: [
+      { url: `http://127.0.0.1:${(web[name === 'hk' ? 0 : 1] as ChildProcess & { port: number }).port}/release.txt`, body: '{release}' },
+      { url: `http://127.0.0.1:${(web[name === 'hk' ? 0 : 1] as ChildProcess & { port: number }).port}/healthy` },
+    ],
+  });
+  const database = (name: Infra) => ({ host: '127.0.0.1', port: pg[name].port, database: 'gigadb', user: pg[name].user, passwordEnv: `PG_${name.toUpperCase()}_PASSWORD`, checks: [{ name: 'datasets', sql: 'SELECT count(*) > 0 FROM datasets', expect: 't' }] });
+  const system = (dns: object) => ({
+    timezone: 'Asia/Hong_Kong',
+    roles: { production: 'hk', standby: 'eu' },
+    infrastructures: { hk: infra('hk'), eu: infra('eu') },
+    dns,
+    backups: { account: 'upstream', bucket: 'gigadb-backups', prefix: 'db/' },
+    schedules: { files: '0 2 * * *', database: '30 2 * * *' },
+  });
+  return writeInventory({
+    environments: Object.fromEntries((Object.keys(INFRA) as Infra[]).map((i) => [i, { hosts: { web: { address: fleet().hosts.find((h) => h.name === INFRA[i].host)?.address } } }])),
+    sections: {
+      aws: Object.fromEntries((Object.keys(INFRA) as Infra[]).map((i) => [INFRA[i].account, { region: INFRA[i].region, endpoint: moto.endpoint, accessKeyIdEnv: 'MOTO_KEY_ID', secretAccessKeyEnv: 'MOTO_SECRET' }])),
+      databases: { 'db-hk': database('hk'), 'db-eu': database('eu') },
+      systems: {
+        gigadb: system({ provider: 'route53', account: 'upstream', zoneId, ttl: 60 }),
+        'gigadb-cf': { ...system({ provider: 'cloudflare', zoneId: cf.zoneId, tokenEnv: 'CF_TOKEN', apiUrl: cf.apiUrl }), schedules: {} },
+      },
+    },
+  });
+}
+
+beforeAll(async () => {
+  env = await testEnv();
+  moto = await startMoto();
+  process.env.MOTO_KEY_ID = moto.credentials.accessKeyId;
+  process.env.MOTO_SECRET = moto.credentials.secretAccessKey;
+  for (const name of Object.keys(INFRA) as Infra[]) {
+    pg[name] = await startPostgres();
+    process.env[`PG_${name.toUpperCase()}_PASSWORD`] = pg[name].password;
+    await pg[name].query('postgres', 'CREATE DATABASE gigadb');
+    const ec2 = awsClient(EC2Client, INFRA[name].region);
+    eips[name] = {};
+    for (const n of NAMES) {
+      const a = await ec2.send(new AllocateAddressCommand({ Domain: 'vpc', TagSpecifications: [{ ResourceType: 'elastic-ip', Tags: [{ Key: 'Name', Value: `eip-${n}` }] }] }));
+      eips[name][n] = a.PublicIp as string;
+    }
+    const port = await freePort();
+    const dir = hostFile(INFRA[name].host, '');
+    asHostFile(INFRA[name].host, 'healthy', 'ok\n');
+    asHostFile(INFRA[name].host, 'release.txt', 'v1');
+    const server = spawn('python3', ['-m', 'http.server', '--bind', '127.0.0.1', '--directory', dir, String(port)], { stdio: 'ignore' });
+    web.push(Object.assign(server, { port }));
+    await waitFor(() => portOpen(port), 'release marker server');
+  }
+  // Production's data, and an older copy on the standby.
+  await pg.hk.query('gigadb', "CREATE TABLE datasets (id serial PRIMARY KEY, title text NOT NULL); INSERT INTO datasets (title) SELECT 'dataset ' || g FROM generate_series(1, 5000) g; CREATE TABLE files (id serial PRIMARY KEY, dataset int REFERENCES datasets(id), size bigint); INSERT INTO files (dataset, size) SELECT 1 + g % 5000, g FROM generate_series(1, 20000) g");
+  await pg.eu.query('gigadb', "CREATE TABLE datasets (id serial PRIMARY KEY, title text NOT NULL); INSERT INTO datasets (title) VALUES ('old')");
+  await awsClient(S3Client, INFRA.hk.region).send(new CreateBucketCommand({ Bucket: 'gigadb-backups', CreateBucketConfiguration: { LocationConstraint: INFRA.hk.region } }));
+  r53 = awsClient(Route53Client, 'us-east-1');
+  const zone = await r53.send(new CreateHostedZoneCommand({ Name: 'gigadb.test', CallerReference: unique('zone') }));
+  zoneId = (zone.HostedZone?.Id as string).replace('/hostedzone/', '');
+  await r53.send(new ChangeResourceRecordSetsCommand({ HostedZoneId: zoneId, ChangeBatch: { Changes: NAMES.map((n) => ({ Action: 'UPSERT', ResourceRecordSet: { Name: `${n}.`, Type: 'A', TTL: 60, ResourceRecords: [{ Value: eips.hk[n] }] } })) } }));
+  cf = await startCloudflareDouble(NAMES.map((n) => ({ type: 'A', name: n, content: '192.0.2.1', ttl: 60, proxied: false })));
+  process.env.CF_TOKEN = cf.token;
+  inventoryFile = inventory();
+  for (const kind of ['files', 'database']) {
+    await env.client.schedule.create({
+      scheduleId: `opsflow:gigadb:${kind}`,
+      spec: { cronExpressions: ['0 2 * * *'] },
+      action: { type: 'startWorkflow', workflowType: 'dataSync', taskQueue: queue, args: [{ system: 'gigadb', stores: [kind] }] },
+    });
+  }
+  worker = await startWorker(env, inventoryFile, queue);
+}, 180_000);
+
+afterAll(async () => {
+  await worker?.stop();
+  for (const kind of ['files', 'database']) await env?.client.schedule.getHandle(`opsflow:gigadb:${kind}`).delete().catch(() => undefined);
+  web.forEach((w) => w.kill());
+  Object.values(pg).forEach((p) => p.stop());
+  moto?.stop();
+  await cf?.close();
+  await env?.teardown();
+});
+
+const paused = async (kind: string) => (await env.client.schedule.getHandle(`opsflow:gigadb:${kind}`).describe()).state.paused;
+
+describe('hotStandbyRelease', () => {
+  it('refuses bad input up front, changing nothing', async () => {
+    const before = await route53Records();
+    const cases: [Partial<HotStandbyReleaseInput>, RegExp][] = [
+      [{ system: 'nosuch' }, /unknown system "nosuch"/],
+      [{ backupKey: '2026-11-22' }, /backupKey: a backup key: YYYYMMDD/],
+      [{ standbyRegion: 'us-west-2' }, /standbyRegion: gigadb runs in ap-east-1 and eu-west-3, not us-west-2/],
+      [{ standbyRegion: 'ap-east-1' }, /ap-east-1 is gigadb's production \(hk\)/],
+      [{ release: 'v2; rm -rf /' }, /release/],
+    ];
+    for (const [input, message] of cases) {
+      const f = await failureOf(await start(input));
+      expect(f.message).toMatch(message);
+      expect(['InvalidInput', 'UnknownTarget']).toContain(f.type);
+    }
+    expect(await route53Records()).toEqual(before);
+    expect(await paused('files')).toBe(false);
+    expect(readHostFile('h5', 'release.txt')).toBe('v1');
+  });
+
+  it('complex release, approved: standby restored and deployed, DNS swapped, roles swapped, embargo lifted, schedules back on', async () => {
+    expect(await route53Records()).toEqual(addressesOf('hk'));
+    const handle = await start({ release: 'v2', standbyRegion: 'eu-west-3', validation: { approvers: ['alice'], quorum: 1, timeout: '1h' } });
+    const s = await waitForGate(handle, 'validation');
+    expect(s.gates.find((g) => g.id === 'validation')?.prompt).toContain(`on the standby eu (eu-west-3): http://127.0.0.1:`);
+    // Waiting at the gate: production under embargo and in maintenance, schedules paused, the standby restored.
+    expect((await roles()).embargo).toMatchObject({ infrastructure: 'hk', owner: 'carol', workflowId: handle.workflowId });
+    expect(existsSync(hostFile('h5', 'maintenance'))).toBe(true);
+    expect(await paused('files')).toBe(true);
+    expect(await paused('database')).toBe(true);
+    expect((await pg.eu.query('gigadb', 'SELECT count(*)::int AS n FROM datasets'))[0].n).toBe(5000);
+    expect((await pg.eu.query('gigadb', 'SELECT count(*)::int AS n FROM files'))[0].n).toBe(20000);
+    expect(readHostFile('h6', 'release.txt')).toBe('v2');
+    expect(readHostFile('h5', 'release.txt')).toBe('v1');
+
+    // Another run against production meanwhile is refused, naming the embargo and its owner; nothing runs.
+    const intruder = await env.client.workflow.start('fleetRun', { taskQueue: queue, workflowId: unique('intruder'), args: [{ environment: 'hk', target: { hosts: ['web'] }, command: ['touch', 'intruder-was-here'] }] });
+    const refused = await failureOf(intruder);
+    expect(refused.type).toBe('Embargoed');
+    expect(refused.message).toMatch(/change embargo held by carol \(run hsr-/);
+    expect(readHostFile('h5', 'intruder-was-here')).toBeUndefined();
+
+    await handle.executeUpdate('approve', { args: [{ by: 'alice' }] });
+    const result = await handle.result();
+    expect(result).toMatchObject({ production: 'eu', standby: 'hk', release: 'v2' });
+    expect(result.backupKey).toMatch(/^\d{12}$/);
+    expect(await route53Records()).toEqual(addressesOf('eu'));
+    expect(result.dns?.after).toEqual(addressesOf('eu'));
+    expect(result.dns?.before).toEqual(addressesOf('hk'));
+    const r = await roles();
+    expect(r).toMatchObject({ production: 'eu', standby: 'hk', releases: { eu: 'v2', hk: 'v2' } });
+    expect(r.embargo).toBeUndefined();
+    expect(existsSync(hostFile('h5', 'maintenance'))).toBe(false);
+    expect(await paused('files')).toBe(false);
+    expect(await paused('database')).toBe(false);
+    expect(readHostFile('h5', 'release.txt')).toBe('v2');
+    recordHistory(handle, 'hotStandbyRelease-approved');
+  });
+
+  it('rejected at validation: DNS exactly as before, roles unchanged, embargo lifted, schedules resumed', async () => {
+    const before = await route53Records();
+    const rolesBefore = await roles();
+    const handle = await start({ release: 'v3' });
+    await waitForGate(handle, 'validation');
+    await handle.executeUpdate('reject', { args: [{ by: 'dave', reason: 'search page broken' }] });
+    const f = await failureOf(handle);
+    expect(f.type).toBe('Rejected');
+    expect(f.message).toMatch(/rejected by dave: search page broken/);
+    expect(await route53Records()).toEqual(before);
+    const after = await roles();
+    expect([after.production, after.standby]).toEqual([rolesBefore.production, rolesBefore.standby]);
+    expect(after.embargo).toBeUndefined();
+    expect(await paused('files')).toBe(false);
+    expect(existsSync(hostFile('h6', 'maintenance'))).toBe(false);
+  });
+
+  it('a failed sanity check after the swap puts the Cloudflare records back exactly; roles unchanged', async () => {
+    const before = cf.records();
+    const rolesBefore = await readRolesOf('gigadb-cf');
+    const handle = await start({ system: 'gigadb-cf', release: 'v4', sanityTimeout: '3s' });
+    await waitForGate(handle, 'validation');
+    // The standby passed its checks before validation; it breaks before the swap's sanity check.
+    const standbyHost = INFRA[rolesBefore.standby as Infra].host;
+    rmSync(hostFile(standbyHost, 'healthy'));
+    try {
+      await handle.executeUpdate('approve', { args: [{ by: 'alice' }] });
+      const f = await failureOf(handle);
+      expect(f.message).toMatch(/healthy/);
+      const s = await status(handle);
+      expect(s.steps.map((x) => `${x.name}:${x.state}`)).toEqual(expect.arrayContaining(['swap DNS:succeeded', 'undo: DNS back to the previous records:compensated']));
+      // The swap happened (one batch), then the exact previous records came back.
+      expect(cf.requests.filter((r) => r.method === 'POST' && r.path.endsWith('/dns_records/batch'))).toHaveLength(2);
+      expect(cf.records().map(({ name, content }) => `${name}=${content}`).sort()).toEqual(before.map(({ name, content }) => `${name}=${content}`).sort());
+      const after = await readRolesOf('gigadb-cf');
+      expect([after.production, after.standby]).toEqual([rolesBefore.production, rolesBefore.standby]);
+      expect(after.embargo).toBeUndefined();
+    } finally {
+      asHostFile(standbyHost, 'healthy', 'ok\n');
+    }
+  });
+
+  it('worker killed during the swap: the records end fully swapped, never half', async () => {
+    await worker?.stop();
+    worker = undefined;
+    // The spawned workers inherit the credentials' variables from this process.
+    let child = spawnWorker(inventoryFile, queue);
+    try {
+      const before = await route53Records();
+      const from = (await roles()).production as Infra;
+      const to: Infra = from === 'hk' ? 'eu' : 'hk';
+      expect(before).toEqual(addressesOf(from));
+      const handle = await start({ release: 'v5' });
+      await waitForGate(handle, 'validation');
+      // Sample the records all along: each sample must be wholly the old set or wholly the new.
+      const seen = new Set<string>();
+      let sampling = true;
+      const sampler = (async () => {
+        while (sampling) {
+          const r = await route53Records();
+          seen.add(JSON.stringify(r) === JSON.stringify(addressesOf(from)) ? 'old' : JSON.stringify(r) === JSON.stringify(addressesOf(to)) ? 'new' : `half:${JSON.stringify(r)}`);
+          await new Promise((res) => setTimeout(res, 20));
+        }
+      })();
+      await handle.executeUpdate('approve', { args: [{ by: 'alice' }] });
+      await waitFor(async () => (await status(handle)).steps.some((x) => x.name === 'swap DNS'), 'the swap to start', 60_000, 20);
+      child.kill('SIGKILL');
+      await new Promise((res) => child.once('exit', res));
+      child = spawnWorker(inventoryFile, queue);
+      const result = await handle.result();
+      sampling = false;
+      await sampler;
+      expect(result.production).toBe(to);
+      expect(await route53Records()).toEqual(addressesOf(to));
+      expect([...seen].filter((x) => x.startsWith('half'))).toEqual([]);
+      expect((await roles()).production).toBe(to);
+    } finally {
+      child.kill('SIGKILL');
+      worker = await startWorker(env, inventoryFile, queue);
+    }
+  });
+
+  it('opsflow roles prints the registry: roles, releases, regions, embargo', async () => {
+    const r = await roles();
+    const out = await runOpsflow(['roles', 'gigadb', '--inventory', inventoryFile]);
+    expect(out.code).toBe(0);
+    expect(out.stdout).toMatch(new RegExp(`production\\s+${r.production}\\s+${INFRA[r.production as Infra].region}\\s+v5`));
+    expect(out.stdout).toMatch(new RegExp(`standby\\s+${r.standby}\\s+${INFRA[r.standby as Infra].region}`));
+    expect(out.stdout).toContain('no change embargo');
+    const json = await runOpsflow(['roles', 'gigadb', '--inventory', inventoryFile, '--json']);
+    expect(JSON.parse(json.stdout)).toMatchObject({ system: 'gigadb', production: r.production, standby: r.standby });
+    // An unknown system is a usage mistake: exit 2, naming the systems there are.
+    const fresh = await runOpsflow(['roles', 'gigadb-never', '--inventory', inventoryFile]);
+    expect(fresh.code).toBe(2);
+    expect(fresh.stderr).toContain('unknown system "gigadb-never" (the inventory has: gigadb, gigadb-cf)');
+  });
+
+  it('simple release: standby first, then production; no swap; both releases recorded', async () => {
+    const before = await route53Records();
+    const r0 = await roles();
+    const handle = await start({ kind: 'simple', release: 'v6' });
+    const result = await handle.result();
+    expect(result).toMatchObject({ kind: 'simple', production: r0.production, standby: r0.standby });
+    const s = await status(handle);
+    const deploys = s.steps.filter((x) => x.name.startsWith('deploy v6')).map((x) => x.name);
+    expect(deploys).toEqual([`deploy v6 to ${r0.standby}`, `deploy v6 to ${r0.production}`]);
+    expect(await route53Records()).toEqual(before);
+    expect((await roles()).releases).toMatchObject({ hk: 'v6', eu: 'v6' });
+  });
+});
+
+/** The registry, or the inventory's roles before any run has started it. */
+async function readRolesOf(system: string): Promise<RolesState> {
+  try {
+    return await env.client.workflow.getHandle(rolesWorkflowId(system)).query(rolesQuery);
+  } catch (err) {
+    if ((err as Error).name !== 'WorkflowNotFoundError') throw err;
+    return { system, production: 'hk', standby: 'eu', releases: {}, changes: [] };
+  }
+}
