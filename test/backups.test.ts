@@ -112,8 +112,8 @@ afterAll(async () => {
   green?.stop();
 });
 
-function start(workflow: string, input: Record<string, unknown>, taskQueue = queue): Promise<WorkflowHandle> {
-  return env.client.workflow.start(workflow, { taskQueue, workflowId: unique(workflow), args: [{ system: SYSTEM, ...input }] });
+function start(workflow: string, input: Record<string, unknown>, taskQueue = queue, workflowId = unique(workflow)): Promise<WorkflowHandle> {
+  return env.client.workflow.start(workflow, { taskQueue, workflowId, args: [{ system: SYSTEM, ...input }] });
 }
 
 describe('backup keys', () => {
@@ -141,7 +141,8 @@ describe('backup keys', () => {
 describe('database sync through S3', () => {
   it('backs production up and restores it on the standby: 300,000 rows, verified, swapped in whole', async () => {
     const before = await fingerprint(green);
-    const h = await start('dataSync', { stores: ['database'], failure: { onFailure: 'fail' } });
+    // Named as its recorded history: the replay test replays it under that id, and the children's ids derive from it.
+    const h = await start('dataSync', { stores: ['database'], failure: { onFailure: 'fail' } }, queue, 'dataSync-database');
     const r = await h.result();
     const key = today();
     expect(r.key).toBe(key);

@@ -11,7 +11,7 @@ import { fleetRunInput } from '../src/schemas/fleetRun';
 import { WORKFLOWS } from '../src/schemas/index';
 import type { FleetRunResult } from '../src/workflows/fleetRun';
 import type { RunStatus } from '../src/workflows/gates';
-import { failureOf, hostFile, readHostFile, runOpsflow, startWorker, testEnv, unique, waitFor, writeInventory } from './support/harness';
+import { failureOf, fleet, hostFile, readHostFile, runOpsflow, startWorker, testEnv, unique, waitFor, writeInventory } from './support/harness';
 
 let env: TestWorkflowEnvironment;
 let worker: { stop(): Promise<void> };
@@ -144,7 +144,7 @@ describe('start and plan', () => {
     const r = await ok('plan', 'fleetRun', '--set', 'environment=test', '--set', 'target.group=web', '--set', `command=["touch", ${JSON.stringify(target)}]`);
     const plan = JSON.parse(r) as FleetRunResult;
     expect(plan).toMatchObject({ ok: true, dryRun: true, environment: 'test', summary: { total: 3, succeeded: 0, notStarted: 3 }, hosts: [] });
-    expect(plan.plan).toEqual(['h1', 'h2', 'h3'].map((host, i) => ({ host, address: `opsflow-fleet@127.0.10.${i + 1}:2222`, command: `touch '${target}'` })));
+    expect(plan.plan).toEqual(['h1', 'h2', 'h3'].map((host, i) => ({ host, address: `opsflow-fleet@127.0.10.${i + 1}:${fleet().hosts[0].port}`, command: `touch '${target}'` })));
     expect(readHostFile('h1', `${marker} x`)).toBeUndefined();
   });
 });

@@ -1,4 +1,5 @@
 // The AES-256-GCM payload codec, its keys, and the codec server the Web UI calls from the browser.
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -10,6 +11,7 @@ import { AesGcmCodec, CodecError, ENCODING, KEY_ID } from '../src/codec/aesGcm';
 import { KeyError, keyringFromEnv, parseKeys } from '../src/codec/keys';
 import { startCodecServer, type CodecServer } from '../src/codec/server';
 import type { RunStatus } from '../src/workflows/gates';
+import { findTemporalCli } from '../src/temporal/binary';
 import { startWorker, testEnv, unique, waitFor, writeInventory } from './support/harness';
 
 const key = () => randomBytes(32).toString('base64');
@@ -175,8 +177,21 @@ describe('codec server', () => {
   });
 });
 
+/** `temporal workflow show -o json`, with every payload's base64 data decoded: what an operator can read. */
+function temporalShow(address: string, workflowId: string, extra: string[] = []): Promise<string> {
+  const cli = findTemporalCli();
+  if (!cli) throw new Error('the temporal CLI is needed');
+  const readable = (v: unknown): string[] =>
+    !v || typeof v !== 'object' ? [] : Object.entries(v).flatMap(([k, x]) => (k === 'data' && typeof x === 'string' ? [Buffer.from(x, 'base64').toString('latin1')] : readable(x)));
+  return new Promise((resolve, reject) =>
+    execFile(cli, ['workflow', 'show', '--address', address, '-w', workflowId, '-o', 'json', ...extra], { timeout: 60_000 }, (err, stdout, stderr) =>
+      err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(readable(JSON.parse(stdout)).join('\n')),
+    ),
+  );
+}
+
 describe('worker and CLI with encryption on', () => {
-  it('run a workflow whose history a client without the keys cannot read', async () => {
+  it("run a workflow whose history a client without the keys cannot read, and `temporal --codec-endpoint` can", async () => {
     const env = await testEnv();
     const keys = `k1:${key()}`;
     const taskQueue = unique('codec');
@@ -199,6 +214,16 @@ describe('worker and CLI with encryption on', () => {
       expect(await handle.result()).toMatchObject({ ok: true, hosts: [{ stdout: 'codec-secret\n' }] });
       // Without the codec, the same history is ciphertext: decoding it fails on the first encrypted payload.
       await expect(env.client.workflow.getHandle(handle.workflowId).result()).rejects.toThrow(/Unknown encoding: binary\/encrypted/);
+      expect(await temporalShow(env.address, handle.workflowId)).not.toContain('codec-secret');
+      // The temporal CLI through a token-guarded codec server reads it decoded.
+      const server = await startCodecServer({ codec: new AesGcmCodec(parseKeys(keys, 'test')), origins: [], token: 'cli-token' });
+      try {
+        const shown = await temporalShow(env.address, handle.workflowId, ['--codec-endpoint', server.url, '--codec-auth', 'Bearer cli-token']);
+        expect(shown).toContain('codec-secret');
+        await expect(temporalShow(env.address, handle.workflowId, ['--codec-endpoint', server.url])).rejects.toThrow(/401|Unauthorized|bearer/i);
+      } finally {
+        await server.close();
+      }
     } finally {
       await worker.stop();
       await env.teardown();

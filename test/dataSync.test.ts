@@ -186,6 +186,10 @@ describe('dataSync: files', () => {
       expect(r.files).toMatchObject({ check: { differences: 0, same: 50 } });
       expect(treeDigest(dir('reg-blue'))).toEqual(treeDigest(dir('reg-green')));
       expect((await failureOf(await start({ system: 'regsys', to: 'green' }))).type).toBe('DestinationIsProduction');
+      // A release holding the change embargo is preparing the standby: a sync would overwrite its work.
+      await roles.executeUpdate(changeRolesUpdate, { args: [{ kind: 'embargo', changeId: unique('embargo'), by: 'carol', infrastructure: 'green', workflowId: 'release-42', reason: 'complex release v42' }] });
+      const embargoed = await failureOf(await start({ system: 'regsys' }));
+      expect(embargoed).toMatchObject({ type: 'Embargoed', message: expect.stringContaining('held by carol (run release-42') });
     } finally {
       await roles.terminate('test done');
     }

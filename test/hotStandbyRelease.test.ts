@@ -6,7 +6,7 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { AllocateAddressCommand, EC2Client } from '@aws-sdk/client-ec2';
 import { ChangeResourceRecordSetsCommand, CreateHostedZoneCommand, ListResourceRecordSetsCommand, Route53Client } from '@aws-sdk/client-route-53';
-import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import type { WorkflowHandle } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -194,7 +194,8 @@ describe('hotStandbyRelease', () => {
 
   it('complex release, approved: standby restored and deployed, DNS swapped, roles swapped, embargo lifted, schedules back on', async () => {
     expect(await route53Records()).toEqual(addressesOf('hk'));
-    const handle = await start({ release: 'v2', standbyRegion: 'eu-west-3', validation: { approvers: ['alice'], quorum: 1, timeout: '1h' } });
+    // Its history is recorded for the replay test, which replays under the file's name: child ids derive from it.
+    const handle = await start({ release: 'v2', standbyRegion: 'eu-west-3', validation: { approvers: ['alice'], quorum: 1, timeout: '1h' } }, 'hotStandbyRelease-approved');
     const s = await waitForGate(handle, 'validation');
     expect(s.gates.find((g) => g.id === 'validation')?.prompt).toContain(`on the standby eu (eu-west-3): http://127.0.0.1:`);
     // Waiting at the gate: production under embargo and in maintenance, schedules paused, the standby restored.
@@ -211,7 +212,7 @@ describe('hotStandbyRelease', () => {
     const intruder = await env.client.workflow.start('fleetRun', { taskQueue: queue, workflowId: unique('intruder'), args: [{ environment: 'hk', target: { hosts: ['web'] }, command: ['touch', 'intruder-was-here'] }] });
     const refused = await failureOf(intruder);
     expect(refused.type).toBe('Embargoed');
-    expect(refused.message).toMatch(/change embargo held by carol \(run hsr-/);
+    expect(refused.message).toMatch(/change embargo held by carol \(run hotStandbyRelease-approved,/);
     expect(readHostFile('h5', 'intruder-was-here')).toBeUndefined();
 
     await handle.executeUpdate('approve', { args: [{ by: 'alice' }] });
@@ -248,6 +249,31 @@ describe('hotStandbyRelease', () => {
     expect(existsSync(hostFile('h6', 'maintenance'))).toBe(false);
   });
 
+  it('a truncated backup stops the release before anything is deployed; the standby keeps its data', async () => {
+    const r = await roles();
+    const standby = r.standby as Infra;
+    const key = '202611210930';
+    await env.client.workflow.execute('backupDatabase', { taskQueue: queue, workflowId: unique('backup'), args: [{ system: 'gigadb', key, manual: true, failure: { onFailure: 'fail' } }] });
+    const s3 = awsClient(S3Client, INFRA.hk.region);
+    const listed = await s3.send(new ListObjectsV2Command({ Bucket: 'gigadb-backups' }));
+    const object = (listed.Contents ?? []).map((o) => o.Key as string).find((k) => k.endsWith(`${key}.dump`)) as string;
+    const dump = Buffer.from(await ((await s3.send(new GetObjectCommand({ Bucket: 'gigadb-backups', Key: object }))).Body as { transformToByteArray(): Promise<Uint8Array> }).transformToByteArray());
+    await s3.send(new PutObjectCommand({ Bucket: 'gigadb-backups', Key: object, Body: dump.subarray(0, dump.length >> 1) }));
+    await pg[standby].query('gigadb', "INSERT INTO datasets (title) VALUES ('written on the standby')");
+    const rowsBefore = (await pg[standby].query('gigadb', 'SELECT count(*)::int AS n FROM datasets'))[0].n;
+    const dnsBefore = await route53Records();
+    const releaseBefore = readHostFile(INFRA[standby].host, 'release.txt');
+
+    const f = await failureOf(await start({ release: 'v-corrupt', backupKey: key }));
+    expect(f.type).toBe('BackupCorrupt');
+    expect(f.message).toContain('the standby was not touched');
+    expect((await pg[standby].query('gigadb', 'SELECT count(*)::int AS n FROM datasets'))[0].n).toBe(rowsBefore);
+    expect(readHostFile(INFRA[standby].host, 'release.txt')).toBe(releaseBefore);
+    expect(await route53Records()).toEqual(dnsBefore);
+    expect((await roles()).embargo).toBeUndefined();
+    expect(await paused('database')).toBe(false);
+  });
+
   it('a failed sanity check after the swap puts the Cloudflare records back exactly; roles unchanged', async () => {
     const before = cf.records();
     const rolesBefore = await readRolesOf('gigadb-cf');
@@ -280,7 +306,8 @@ describe('hotStandbyRelease', () => {
     let child = spawnWorker(inventoryFile, queue);
     try {
       const before = await route53Records();
-      const from = (await roles()).production as Infra;
+      // Queries need a worker: wait for the spawned one to poll.
+      const from = (await waitFor(() => roles().catch(() => undefined), 'the spawned worker', 120_000, 500)).production as Infra;
       const to: Infra = from === 'hk' ? 'eu' : 'hk';
       expect(before).toEqual(addressesOf(from));
       const handle = await start({ release: 'v5' });

@@ -105,11 +105,11 @@ async function currentDetails(p: Page): Promise<string> {
   return frame.innerText({ timeout: 15_000 });
 }
 
-/** Whether the status badge at the top of the run's page reads `state`. */
-async function showsState(p: Page, state: 'Running' | 'Completed'): Promise<boolean> {
+/** Whether the run's page shows `text` within a bound (its parts load one after another). */
+function shows(p: Page, text: string | RegExp, exact = false): Promise<boolean> {
   return p
     .locator('main')
-    .getByText(state, { exact: true })
+    .getByText(text, { exact })
     .first()
     .waitFor({ timeout: 15_000 })
     .then(
@@ -118,13 +118,19 @@ async function showsState(p: Page, state: 'Running' | 'Completed'): Promise<bool
     );
 }
 
-/** Sends an update from the run page's More Actions menu; returns the dialog, still open when it was refused. */
-async function sendUpdate(b: Browser, name: string, payload: unknown, stage: string): Promise<Locator> {
+/** Whether the status badge at the top of the run's page reads `state`. */
+const showsState = (p: Page, state: 'Running' | 'Completed') => shows(p, state, true);
+
+/**
+ * Sends an update (or a signal) from the run page's More Actions menu; returns the dialog, which stays open
+ * with the validator's message when an update is refused.
+ */
+async function send(b: Browser, kind: 'update' | 'signal', name: string, payload: unknown, stage: string): Promise<Locator> {
   const p = b.page;
   await p.getByRole('button', { name: 'More Actions' }).first().click();
-  await p.getByRole('menuitem', { name: 'Send an Update' }).click();
+  await p.getByRole('menuitem', { name: kind === 'update' ? 'Send an Update' : 'Send a Signal' }).click();
   const dialog = p.locator('dialog[open]');
-  await dialog.getByTestId('update-select-button').click();
+  await dialog.getByTestId(`${kind}-select-button`).click();
   await p.getByRole('option', { name, exact: true }).click();
   await jsonEditor(dialog).click();
   await p.keyboard.insertText(JSON.stringify(payload));
@@ -133,10 +139,10 @@ async function sendUpdate(b: Browser, name: string, payload: unknown, stage: str
   return dialog;
 }
 
-async function approveFromUi(s: Stack, id: string, by: string): Promise<void> {
+async function approveFromUi(s: Stack, id: string, by: string, kind: 'update' | 'signal' = 'update'): Promise<void> {
   await s.browser.page.goto(runUrl(s.ui, id));
-  const dialog = await sendUpdate(s.browser, 'approve', { gate: 'run', by }, 'approve');
-  // Accepted: the UI closes the dialog (a refusal keeps it open with the validator's message).
+  const dialog = await send(s.browser, kind, 'approve', { gate: 'run', by }, `approve-${kind}`);
+  // Accepted: the UI closes the dialog (a refused update keeps it open with the validator's message).
   await expect.poll(() => dialog.count(), { timeout: 30_000, interval: 250 }).toBe(0);
   await s.browser.shot('approved');
 }
@@ -175,7 +181,7 @@ describe('the Web UI', () => {
     expect(result.summary).toMatchObject({ total: 3, succeeded: 3 });
 
     await untilShown(s.browser.page, runUrl(s.ui, id), 'the UI to show the run completed', () => showsState(s.browser.page, 'Completed'));
-    expect(await s.browser.page.locator('main').innerText()).toContain('"ok": true');
+    expect(await shows(s.browser.page, '"ok": true')).toBe(true);
     details = await currentDetails(s.browser.page);
     expect(details).toContain('state: succeeded');
     expect(details).toMatch(/alice approve run/);
@@ -189,7 +195,7 @@ describe('the Web UI', () => {
     try {
       await waitFor(async () => (await status(handle)).state === 'waiting', 'the gate to open', 60_000, 250);
       await s.browser.page.goto(runUrl(s.ui, id));
-      const dialog = await sendUpdate(s.browser, 'approve', { gate: 'run', by: 'mallory' }, 'refused');
+      const dialog = await send(s.browser, 'update', 'approve', { gate: 'run', by: 'mallory' }, 'refused');
       await dialog.getByText('mallory may not answer gate "run" (allowed: alice, bob)').first().waitFor({ timeout: 30_000 });
       await s.browser.shot('refused');
       const st = await status(handle);
@@ -197,6 +203,25 @@ describe('the Web UI', () => {
     } finally {
       await handle.terminate('test done').catch(() => undefined);
     }
+  }, 240_000);
+
+  it('fails a run started from the form with bad input at once, the UI naming each bad field', async () => {
+    const id = unique('ui-bad-input');
+    await startFromForm(s.browser, s.ui, { id, taskQueue: s.taskQueue, type: 'fleetRun', input: { ...README_EXAMPLE, command: 'uname -r', concurrency: 0 } });
+    expect((await failureOf(s.env.client.workflow.getHandle(id))).type).toBe('InvalidInput');
+    await untilShown(s.browser.page, runUrl(s.ui, id), 'the UI to show why the run failed', () => shows(s.browser.page, 'invalid input for fleetRun'));
+    const text = await s.browser.page.locator('main').innerText();
+    expect(text).toContain('- command: Invalid input: expected array, received string');
+    expect(text).toContain('- concurrency: Too small: expected number to be >=1');
+    await s.browser.shot('bad-input');
+  }, 240_000);
+
+  it('answers a gate with the Send a Signal form, for servers with updates switched off', async () => {
+    const handle = await s.env.client.workflow.start('fleetRun', { taskQueue: s.taskQueue, workflowId: unique('ui-signal'), args: [README_EXAMPLE] });
+    await waitFor(async () => (await status(handle)).state === 'waiting', 'the gate to open', 60_000, 250);
+    await approveFromUi(s, handle.workflowId, 'bob', 'signal');
+    expect(((await handle.result()) as FleetRunResult).ok).toBe(true);
+    expect((await status(handle)).decisions).toMatchObject([{ gate: 'run', action: 'approve', by: 'bob' }]);
   }, 240_000);
 
   it('filters the list by OpsEnvironment, which runs started from the UI set from their input', async () => {
@@ -263,7 +288,7 @@ describe('the Web UI with encrypted payloads', () => {
     });
     expect(details).toContain(`run echo ${marker} on 3 host(s) in test`);
     await s.browser.page.getByTestId('history-tab').click();
-    await expect.poll(() => s.browser.page.locator('main').innerText(), { timeout: 30_000, interval: 500 }).toContain(marker);
+    expect(await shows(s.browser.page, marker)).toBe(true);
     await s.browser.shot('decoded-input');
 
     await approveFromUi(s, id, 'bob');
@@ -281,7 +306,7 @@ describe('the Web UI with encrypted payloads', () => {
     expect(clearText(history)).not.toContain(marker);
 
     await untilShown(s.browser.page, runUrl(s.ui, id), 'the UI to show the run completed', () => showsState(s.browser.page, 'Completed'));
-    expect(await s.browser.page.locator('main').innerText()).toContain('"ok": true');
+    expect(await shows(s.browser.page, '"ok": true')).toBe(true);
     await s.browser.shot('completed-decoded');
   }, 300_000);
 });

@@ -1,6 +1,7 @@
 // Which way data flows between a system's two infrastructures, and the refusals that keep production safe. The
 // direction comes from the roles registry (production → standby); every step that overwrites data asks the
 // registry again right before it acts, so a role swap during a long sync cannot turn it against production.
+import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Client } from '@temporalio/client';
 import { UnknownTargetError, type Inventory } from '../config/inventory';
@@ -85,13 +86,22 @@ function databaseEnd(inventory: Inventory, sys: SystemConfig, system: string, in
   };
 }
 
-/** Refuses, non-retryably, to write into `infrastructure` unless the registry says it is the standby now. */
+/**
+ * Refuses, non-retryably, to write into `infrastructure` unless the registry says it is the standby now, and while
+ * a change embargo holds the system (a release is preparing the standby) unless this run is the embargo's own or
+ * one of its children.
+ */
 export async function assertReceiver(deps: DataDeps, system: string, infrastructure: string): Promise<{ production: string; standby: string }> {
   const roles = await readRoles(deps, system);
   if (infrastructure === roles.production) {
     throw refuse(`refused: ${infrastructure} is ${system}'s production (roles registry); data is only ever written to the standby, ${roles.standby}`, REFUSED_PRODUCTION);
   }
   if (infrastructure !== roles.standby) throw refuse(`refused: ${infrastructure} is not ${system}'s standby (${roles.standby}, per the roles registry)`);
+  const embargo = roles.embargo;
+  const actor = Context.current().info.workflowExecution?.workflowId ?? '';
+  if (embargo && actor !== embargo.workflowId && !actor.startsWith(`${embargo.workflowId}/`)) {
+    throw refuse(`refused: ${system} is under a change embargo held by ${embargo.owner} (run ${embargo.workflowId}, since ${embargo.since}): ${embargo.reason}; nothing was written to ${infrastructure}. Start again once the embargo is lifted.`, 'Embargoed');
+  }
   return roles;
 }
 
@@ -106,10 +116,8 @@ export function createDataSyncActivities(deps: DataDeps) {
       const sys = systemOf(inventory, input.system);
       const { production, standby } = await readRoles(deps, input.system);
       for (const infra of [production, standby]) infrastructureOf(sys, input.system, infra);
-      if (input.to !== undefined) {
-        infrastructureOf(sys, input.system, input.to);
-        await assertReceiver(deps, input.system, input.to);
-      }
+      if (input.to !== undefined) infrastructureOf(sys, input.system, input.to);
+      await assertReceiver(deps, input.system, input.to ?? standby);
       const from = infrastructureOf(sys, input.system, production);
       const to = infrastructureOf(sys, input.system, standby);
       const plan: SyncPlan = { system: input.system, production, standby, from: production, to: standby, environment: to.environment, timezone: sys.timezone };

@@ -2,6 +2,7 @@
 // infrastructures, and `opsflow schedule pause` does the same from a terminal.
 import { ScheduleNotFoundError, type Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
+import { heartbeatEvery } from './tool';
 
 export interface PauseOutcome {
   id: string;
@@ -36,12 +37,22 @@ export async function setSchedulesPaused(client: Client, ids: string[], paused: 
 }
 
 export function createScheduleActivities(deps: { temporal: Client }) {
+  // A schedule's describe is a query to its scheduler workflow on the server, which can take seconds on a busy
+  // server: the heartbeats keep such a wait from passing for a dead worker.
+  const beating = async (ids: string[], paused: boolean, note: string) => {
+    const stop = heartbeatEvery(5_000, () => ({ ids, paused }));
+    try {
+      return await setSchedulesPaused(deps.temporal, ids, paused, note);
+    } finally {
+      stop();
+    }
+  };
   return {
     async pauseSchedules(input: { ids: string[]; note: string }): Promise<PauseOutcome[]> {
-      return setSchedulesPaused(deps.temporal, input.ids, true, input.note);
+      return beating(input.ids, true, input.note);
     },
     async unpauseSchedules(input: { ids: string[]; note: string }): Promise<PauseOutcome[]> {
-      return setSchedulesPaused(deps.temporal, input.ids, false, input.note);
+      return beating(input.ids, false, input.note);
     },
   };
 }

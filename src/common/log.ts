@@ -7,8 +7,11 @@ const REDACT = [
   'privateKey', 'passphrase', 'password', 'token', 'apiKey', 'secret',
 ];
 
-export const log = pino({
-  level: process.env.OPSFLOW_LOG_LEVEL ?? 'info',
-  base: undefined,
-  redact: { paths: REDACT, censor: '[redacted]' },
-});
+export const log = pino(
+  {
+    level: process.env.OPSFLOW_LOG_LEVEL ?? 'info',
+    base: undefined,
+    redact: { paths: REDACT, censor: '[redacted]' },
+  },
+  pino.destination({ fd: process.env.OPSFLOW_LOG_FD === '2' ? 2 : 1, sync: true }),
+);

@@ -36,7 +36,8 @@ export type DataSyncInput = z.input<typeof dataSyncInput>;
 
 export const pauseDataSyncInput = z.strictObject({
   system: name,
-  schedules: z.array(z.enum(SCHEDULE_KINDS)).min(1).refine(distinct, 'a schedule is named twice').default([...SCHEDULE_KINDS]),
+  /** Which of the system's schedules; `prune` only when named (a system without backups has none). */
+  schedules: z.array(z.enum(SCHEDULE_KINDS)).min(1).refine(distinct, 'a schedule is named twice').default(['files', 'database']),
   /** Shown as the schedules' note while they are paused. */
   reason: z.string().trim().min(1, 'say why').max(200),
   /** How long the schedules stay paused; they are resumed afterwards whatever happens (cancelling resumes them early). */
