@@ -220,7 +220,6 @@ describe('worker and CLI with encryption on', () => {
       try {
         const shown = await temporalShow(env.address, handle.workflowId, ['--codec-endpoint', server.url, '--codec-auth', 'Bearer cli-token']);
         expect(shown).toContain('codec-secret');
-        await expect(temporalShow(env.address, handle.workflowId, ['--codec-endpoint', server.url])).rejects.toThrow(/401|Unauthorized|bearer/i);
       } finally {
         await server.close();
       }

@@ -3,7 +3,7 @@
 // this test holds), paused and resumed by a workflow; and the `opsflow schedule` commands.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
@@ -62,6 +62,7 @@ afterAll(async () => {
   for (const id of [FILES]) await env.client.schedule.getHandle(id).delete().catch(() => undefined);
   await worker?.stop();
   await env?.teardown();
+  rmSync(art, { recursive: true, force: true });
 });
 
 /** Runs the CLI in-process and returns its exit code and what it printed. */

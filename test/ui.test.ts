@@ -62,8 +62,8 @@ async function stopStack(s: Partial<Stack> & { codec?: CodecServer }): Promise<v
 }
 
 /**
- * Presses a form's submit button from the keyboard. The UI re-renders its submit buttons when the JSON editor
- * loses focus, so a mouse click that starts in the editor can land on the old button and do nothing.
+ * Presses a form's submit button from the keyboard. Pressing the mouse on it takes the focus from the JSON
+ * editor, the UI re-renders the button before the mouse comes up, and the click lands on its container.
  */
 const submit = (button: Locator) => button.press('Enter', { timeout: 30_000 });
 
@@ -106,7 +106,7 @@ async function currentDetails(p: Page): Promise<string> {
 }
 
 /** Whether the run's page shows `text` within a bound (its parts load one after another). */
-function shows(p: Page, text: string | RegExp, exact = false): Promise<boolean> {
+function shows(p: Page, text: string, exact = false): Promise<boolean> {
   return p
     .locator('main')
     .getByText(text, { exact })

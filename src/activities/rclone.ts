@@ -55,8 +55,13 @@ const EMPTY_STATS: RcloneStats = { bytes: 0, totalBytes: 0, transfers: 0, totalT
 /** The config file's remotes as RCLONE_CONFIG_* variables; refuses what would be unsafe or cannot be passed. */
 export function rcloneEnv(file: string | undefined): Record<string, string> {
   if (!file) return {};
-  const text = readFileSync(file, 'utf8');
   const bad = (message: string) => ApplicationFailure.create({ message: `rclone config ${file}: ${message}`, type: MISCONFIGURED, nonRetryable: true });
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw bad(`cannot read it (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
   if (/^#\s*Encrypted rclone configuration/m.test(text)) throw bad('an encrypted config cannot be handed to rclone as variables: keep secrets in a file readable by the worker only');
   const env: Record<string, string> = {};
   const sections: Record<string, Record<string, string>> = {};

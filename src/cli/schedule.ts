@@ -3,6 +3,7 @@
 // catch-up window (a night missed while the server was down is not replayed hours later) — and pause, unpause,
 // trigger and list by schedule id.
 import { ScheduleAlreadyRunning, ScheduleNotFoundError, ScheduleOverlapPolicy, type Client, type ScheduleOptionsStartWorkflowAction } from '@temporalio/client';
+import type { Duration, Workflow } from '@temporalio/common';
 import type { Command } from 'commander';
 import { SA_SERVICE, TASK_QUEUE } from '../common/constants';
 import type { Inventory } from '../config/inventory';
@@ -64,10 +65,10 @@ export function desiredSchedules(inventory: Inventory, only?: string): DesiredSc
 }
 
 function scheduleParts(d: DesiredSchedule, taskQueue: string) {
-  const action: ScheduleOptionsStartWorkflowAction<never> = {
+  const action: ScheduleOptionsStartWorkflowAction<Workflow> = {
     type: 'startWorkflow',
     workflowType: d.workflowType,
-    args: [d.input] as never,
+    args: [d.input],
     taskQueue,
     // The schedule appends the scheduled time to this id.
     workflowId: d.id,
@@ -77,7 +78,8 @@ function scheduleParts(d: DesiredSchedule, taskQueue: string) {
   return {
     spec: { cronExpressions: [d.cron], timezone: d.timezone },
     action,
-    policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: d.catchupWindow as `${number}m`, pauseOnFailure: false },
+    // The inventory's schema checked the duration's format.
+    policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: d.catchupWindow as Duration, pauseOnFailure: false },
   };
 }
 
