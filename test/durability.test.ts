@@ -1,18 +1,26 @@
 // The worker is SIGKILLed mid-run, as a crash or an OOM kill would; a new worker finishes the run and no host
-// runs the command twice.
+// runs the command twice. For rollingUpgrade, the remote run guard collects the interrupted upgrade instead of
+// starting it again, and the line goes on in order.
 import type { ChildProcess } from 'node:child_process';
+import { chmodSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import type { WorkflowHandle } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { fleetRun } from '../src/workflows/fleetRun';
 import type { RunStatus } from '../src/workflows/gates';
+import type { rollingUpgrade } from '../src/workflows/rollingUpgrade';
 import { readHostFile, recordHistory, spawnWorker, testEnv, unique, waitFor, writeInventory } from './support/harness';
 
+const UPGRADE_HOSTS = ['h4', 'h5', 'h6'];
+const logDir = mkdtempSync(path.join(tmpdir(), 'opsflow-upgrade-kill-'));
 let env: TestWorkflowEnvironment;
 let inventory: string;
 const workers: ChildProcess[] = [];
 
 beforeAll(async () => {
+  chmodSync(logDir, 0o777);
   env = await testEnv();
   inventory = writeInventory();
 });
@@ -75,4 +83,49 @@ describe('a worker killed with SIGKILL', () => {
     for (const host of ['h4', 'h5', 'h6']) expect(readHostFile(host, counter)).toBe('ran\n');
     recordHistory(h, 'fleetRun-killed-mid-command');
   });
+});
+
+describe('rollingUpgrade with its worker killed', () => {
+  // Generous: two workers start in their own processes (each bundles the workflows), and the retry waits out a
+  // heartbeat timeout.
+  it('in the middle of a host upgrade: a new worker finishes the line, every host upgraded exactly once, in order', async () => {
+    const queue = unique('upgrade-kill');
+    const id = unique('upgrade-kill');
+    const counter = `upgrades-${id}`;
+    const order = path.join(logDir, `${id}.log`);
+    const first = worker(queue);
+    const h = await env.client.workflow.start<typeof rollingUpgrade>('rollingUpgrade', {
+      taskQueue: queue,
+      workflowId: id,
+      args: [
+        {
+          environment: 'test',
+          order: UPGRADE_HOSTS,
+          rollbackPlan: 'nothing to roll back: the test upgrade only counts',
+          upgrade: { command: ['sh', '-c', `echo "$OPSFLOW_HOST" >> ${order}; echo ran >> "$OPSFLOW_HOST_DIR/${counter}"; sleep 3; echo upgraded`], sudo: false },
+          packages: ['dash'],
+          checks: [{ kind: 'command', command: ['test', '-d', '/tmp'] }],
+          approval: { approvers: ['alice'] },
+        },
+      ],
+    });
+    await waitFor(async () => (await status(h)).gates.some((g) => g.state === 'open'), 'the approval gate', 60_000);
+    await h.executeUpdate('approve', { args: [{ by: 'alice' }] });
+    // The second host's upgrade is running when the worker dies.
+    await waitFor(() => readHostFile('h5', counter), 'the upgrade to start on h5', 60_000);
+    expect(readHostFile('h6', counter)).toBeUndefined();
+    await kill(first);
+    worker(queue);
+
+    const result = await h.result();
+    expect(result).toMatchObject({ ok: true, upgraded: UPGRADE_HOSTS, skipped: [] });
+    for (const host of UPGRADE_HOSTS) expect(readHostFile(host, counter)).toBe('ran\n');
+    expect(readFileSync(order, 'utf8').trim().split('\n')).toEqual(UPGRADE_HOSTS);
+    expect(result.notes.map((n) => n.host)).toEqual(UPGRADE_HOSTS);
+    // The interrupted upgrade really was retried: by the new worker, which found the first attempt's run.
+    const history = await h.fetchHistory();
+    const retried = (history.events ?? []).filter((e) => (e.activityTaskStartedEventAttributes?.attempt ?? 1) > 1);
+    expect(retried.length).toBeGreaterThan(0);
+    recordHistory(h, 'rollingUpgrade-killed-mid-upgrade');
+  }, 240_000);
 });

@@ -206,7 +206,7 @@ describe('fleetRun', () => {
     const result = await h.result();
     expect(result.dryRun).toBe(true);
     expect(result.plan).toEqual(
-      ['h1', 'h2', 'h3'].map((host, i) => ({ host, address: `opsflow-fleet@127.0.10.${i + 1}:2222`, command: `sudo -n -- touch '/tmp/${marker} x'` })),
+      ['h1', 'h2', 'h3'].map((host, i) => ({ host, address: `opsflow-fleet@127.0.10.${i + 1}:${fleet().hosts[0].port}`, command: `sudo -n -- touch '/tmp/${marker} x'` })),
     );
     expect(existsSync(`/tmp/${marker} x`)).toBe(false);
   });
@@ -267,8 +267,8 @@ describe('host keys', () => {
     try {
       const h = await env.client.workflow.start('fleetRun', { taskQueue: queue, workflowId: unique('keys'), args: [{ environment: 'test', target: { group: 'web' }, command: ['true'], failure: { onFailure: 'fail' }, maxErrors: 5 }] });
       const { message } = await failureOf(h);
-      expect(message).toContain('h2: unknown host key for h2 ([127.0.10.2]:2222): SHA256:');
-      expect(message).toContain('h3: host key for h3 ([127.0.10.3]:2222) does not match');
+      expect(message).toContain(`h2: unknown host key for h2 ([127.0.10.2]:${fleet().hosts[0].port}): SHA256:`);
+      expect(message).toContain(`h3: host key for h3 ([127.0.10.3]:${fleet().hosts[0].port}) does not match`);
       expect(message).not.toContain('h1:');
     } finally {
       await w.stop();

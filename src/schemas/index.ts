@@ -38,13 +38,6 @@ export interface WorkflowEntry {
 const str = (v: unknown) => (typeof v === 'string' ? v : undefined);
 
 export const WORKFLOWS: Record<string, WorkflowEntry> = {
-  hotStandbyRelease: {
-    description: 'release across two infrastructures: embargo, backup, restore on the standby, deploy, validation, DNS swap (or simple: standby then production)',
-    input: hotStandbyReleaseInput,
-    example: hotStandbyReleaseExample,
-    summary: (i) => `${str(i.kind) ?? '?'} release ${str(i.release) ?? '?'} of ${str(i.system) ?? '?'}`,
-    labels: (i) => ({ service: str(i.system), release: str(i.release) }),
-  },
   fleetRun: {
     description: 'run one command on every host of a group, with concurrency, an error budget and optional approval',
     input: fleetRunInput,
@@ -135,6 +128,13 @@ export const WORKFLOWS: Record<string, WorkflowEntry> = {
     example: pauseDataSyncExample,
     summary: (i) => `pause ${str(i.system) ?? '?'} sync for ${str(i.for) ?? '?'}`,
     labels: (i) => ({ service: str(i.system) }),
+  },
+  hotStandbyRelease: {
+    description: 'release across two infrastructures: embargo, backup, restore on the standby, deploy, validation, DNS swap (or simple: standby then production)',
+    input: hotStandbyReleaseInput,
+    example: hotStandbyReleaseExample,
+    summary: (i) => `${str(i.kind) ?? '?'} release ${str(i.release) ?? '?'} of ${str(i.system) ?? '?'}`,
+    labels: (i) => ({ service: str(i.system), release: str(i.release) }),
   },
 };
 

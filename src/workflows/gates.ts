@@ -208,7 +208,17 @@ export class Runbook {
       ['resolve', resolveUpdate, resolveSignal],
     ] as const) {
       setHandler(update as UpdateDefinition<VoteResult, [unknown]>, (raw: unknown) => this.apply(this.answer(message, raw)), {
-        validator: (raw: unknown) => void this.answer(message, raw),
+        validator: (raw: unknown) => {
+          try {
+            this.answer(message, raw);
+          } catch (err) {
+            if (!(err instanceof Refused)) throw err;
+            // The UI and CLI show a refusal to the person who answered: the reason, not workflow-code stack frames.
+            const refusal = ApplicationFailure.create({ message: err.message, type: 'Refused', nonRetryable: true });
+            refusal.stack = '';
+            throw refusal;
+          }
+        },
       });
       setHandler(signal as SignalDefinition<[unknown]>, (raw: unknown) => {
         try {
