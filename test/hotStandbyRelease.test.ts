@@ -3,7 +3,8 @@
 // the second DNS provider, and fleet hosts h5 (infrastructure "hk") and h6 ("eu") reached over SSH, each serving
 // its release marker over HTTP for the business checks.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { AllocateAddressCommand, EC2Client } from '@aws-sdk/client-ec2';
 import { ChangeResourceRecordSetsCommand, CreateHostedZoneCommand, ListResourceRecordSetsCommand, Route53Client } from '@aws-sdk/client-route-53';
 import { CreateBucketCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
@@ -19,6 +20,7 @@ import { startCloudflareDouble, type CloudflareDouble } from './support/cloudfla
 import { failureOf, fleet, freePort, hostFile, portOpen, readHostFile, recordHistory, runOpsflow, spawnWorker, startWorker, testEnv, unique, waitFor, writeInventory } from './support/harness';
 import { startMoto, type TestMoto } from './support/moto';
 import { startPostgres, type TestPostgres } from './support/postgres';
+import { startReleaseRepo, type ReleaseRepo } from './support/releaseRepo';
 
 const INFRA = { hk: { host: 'h5', region: 'ap-east-1', account: 'upstream' }, eu: { host: 'h6', region: 'eu-west-3', account: 'upstream-alt' } } as const;
 type Infra = keyof typeof INFRA;
@@ -34,6 +36,10 @@ let zoneId: string;
 let r53: Route53Client;
 let inventoryFile: string;
 let worker: { stop(): Promise<void> } | undefined;
+let repo: ReleaseRepo;
+const appPort = {} as Record<Infra, number>;
+const appSuffix = unique('app');
+const appDir = (i: Infra) => hostFile(INFRA[i].host, appSuffix);
 const queue = unique('standby');
 
 /** A file on a fleet host, owned by the fleet user as if the host had written it. */
@@ -104,13 +110,38 @@ function inventory(): string {
     schedules: { files: '0 2 * * *', database: '30 2 * * *' },
   });
   return writeInventory({
-    environments: Object.fromEntries((Object.keys(INFRA) as Infra[]).map((i) => [i, { hosts: { web: { address: fleet().hosts.find((h) => h.name === INFRA[i].host)?.address } } }])),
+    environments: Object.fromEntries(
+      (Object.keys(INFRA) as Infra[]).map((i) => [
+        i,
+        {
+          hosts: { web: { address: fleet().hosts.find((h) => h.name === INFRA[i].host)?.address } },
+          // The service gigadb-bg deploys through child blueGreenDeploy runs: the test web app of blueGreen.test.ts.
+          services: {
+            app: {
+              nodes: ['web'],
+              blue: 'web',
+              release: { root: `${appDir(i)}/deploys`, live: `${appDir(i)}/current`, restart: ['sh', path.join(__dirname, 'support/webapp/ctl.sh'), '{live}', '{address}', String(appPort[i]), appDir(i)], keep: 3 },
+              health: { url: `http://{address}:${appPort[i]}/health`, timeout: '4s' },
+            },
+          },
+        },
+      ]),
+    ),
     sections: {
       aws: Object.fromEntries((Object.keys(INFRA) as Infra[]).map((i) => [INFRA[i].account, { region: INFRA[i].region, endpoint: moto.endpoint, accessKeyIdEnv: 'MOTO_KEY_ID', secretAccessKeyEnv: 'MOTO_SECRET' }])),
       databases: { 'db-hk': database('hk'), 'db-eu': database('eu') },
       systems: {
         gigadb: system({ provider: 'route53', account: 'upstream', zoneId, ttl: 60 }),
         'gigadb-cf': { ...system({ provider: 'cloudflare', zoneId: cf.zoneId, tokenEnv: 'CF_TOKEN', apiUrl: cf.apiUrl }), schedules: {} },
+        'gigadb-bg': {
+          roles: { production: 'hk', standby: 'eu' },
+          infrastructures: Object.fromEntries(
+            (Object.keys(INFRA) as Infra[]).map((i) => [
+              i,
+              { aws: INFRA[i].account, environment: i, deploy: { blueGreenDeploy: { service: 'app', git: { repo: repo.url } } }, checks: [{ url: `http://${fleet().hosts.find((h) => h.name === INFRA[i].host)?.address}:${appPort[i]}/`, body: '{release}' }] },
+            ]),
+          ),
+        },
       },
     },
   });
@@ -149,6 +180,13 @@ beforeAll(async () => {
   await r53.send(new ChangeResourceRecordSetsCommand({ HostedZoneId: zoneId, ChangeBatch: { Changes: NAMES.map((n) => ({ Action: 'UPSERT', ResourceRecordSet: { Name: `${n}.`, Type: 'A', TTL: 60, ResourceRecords: [{ Value: eips.hk[n] }] } })) } }));
   cf = await startCloudflareDouble(NAMES.map((n) => ({ type: 'A', name: n, content: '192.0.2.1', ttl: 60, proxied: false })));
   process.env.CF_TOKEN = cf.token;
+  repo = await startReleaseRepo([['r1', 200], ['r2', 200]]);
+  // Releases are named by tag: the deploy's git ref is the release id.
+  for (const r of ['r1', 'r2']) execFileSync('git', ['-C', repo.bare, 'tag', r, repo.commits[r]]);
+  for (const i of Object.keys(INFRA) as Infra[]) {
+    execFileSync('install', ['-d', '-o', FLEET_USER, appDir(i)]);
+    appPort[i] = await freePort();
+  }
   inventoryFile = inventory();
   for (const kind of ['files', 'database']) {
     await env.client.schedule.create({
@@ -162,6 +200,14 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await worker?.stop();
+  repo?.stop();
+  for (const i of Object.keys(INFRA) as Infra[]) {
+    try {
+      process.kill(Number(readFileSync(path.join(appDir(i), 'app.pid'), 'utf8')), 'SIGTERM');
+    } catch {
+      // never started
+    }
+  }
   for (const kind of ['files', 'database']) await env?.client.schedule.getHandle(`opsflow:gigadb:${kind}`).delete().catch(() => undefined);
   web.forEach((w) => w.kill());
   Object.values(pg).forEach((p) => p.stop());
@@ -352,7 +398,7 @@ describe('hotStandbyRelease', () => {
     // An unknown system is a usage mistake: exit 2, naming the systems there are.
     const fresh = await runOpsflow(['roles', 'gigadb-never', '--inventory', inventoryFile]);
     expect(fresh.code).toBe(2);
-    expect(fresh.stderr).toContain('unknown system "gigadb-never" (the inventory has: gigadb, gigadb-cf)');
+    expect(fresh.stderr).toContain('unknown system "gigadb-never" (the inventory has: gigadb, gigadb-cf, gigadb-bg)');
   });
 
   it('simple release: standby first, then production; no swap; both releases recorded', async () => {
@@ -366,6 +412,20 @@ describe('hotStandbyRelease', () => {
     expect(deploys).toEqual([`deploy v6 to ${r0.standby}`, `deploy v6 to ${r0.production}`]);
     expect(await route53Records()).toEqual(before);
     expect((await roles()).releases).toMatchObject({ hk: 'v6', eu: 'v6' });
+  });
+  it('simple release through child blueGreenDeploy runs, as the inventory declares: standby first, then production', async () => {
+    const handle = await start({ system: 'gigadb-bg', kind: 'simple', release: 'r2' });
+    const result = await handle.result();
+    expect(result).toMatchObject({ kind: 'simple', production: 'hk', standby: 'eu' });
+    for (const i of Object.keys(INFRA) as Infra[]) {
+      const res = await fetch(`http://${fleet().hosts.find((h) => h.name === INFRA[i].host)?.address}:${appPort[i]}/`);
+      expect(await res.text()).toBe('r2');
+    }
+    for (const i of ['eu', 'hk']) {
+      const child = await env.client.workflow.getHandle(`${handle.workflowId}/deploy-${i}`).describe();
+      expect([child.type, child.status.name]).toEqual(['blueGreenDeploy', 'COMPLETED']);
+    }
+    expect((await readRolesOf('gigadb-bg')).releases).toEqual({ eu: 'r2', hk: 'r2' });
   });
 });
 

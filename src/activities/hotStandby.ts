@@ -4,7 +4,6 @@ import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { UnknownTargetError, type ResolvedHost } from '../config/inventory';
 import { expand } from '../config/services';
-import type { HostCommand } from '../config/systems';
 import { runCheck, type CheckResult } from './checks';
 import { recordNames } from './dns';
 import { readRoles, type RolesDeps } from './roles';
@@ -19,6 +18,10 @@ export interface InfraView {
   hasMaintenance: boolean;
   hasDeploy: boolean;
 }
+
+export type DeclaredStep =
+  | { host: ResolvedHost; argv: string[]; sudo: boolean }
+  | { child: { environment: string; service: string; release: { id: string; git: { repo: string; ref: string } } | { id: string; tarball: string } } };
 
 export interface StandbyPlan {
   roles: RolesState;
@@ -43,11 +46,11 @@ export function createHotStandbyActivities(deps: RolesDeps) {
     }
   }
 
-  function command(systemName: string, infrastructure: string, which: 'maintenance.on' | 'maintenance.off' | 'deploy'): { environment: string; cmd: HostCommand } {
+  function declared(systemName: string, infrastructure: string, which: 'maintenance.on' | 'maintenance.off' | 'deploy') {
     const infra = system(systemName).infrastructures[infrastructure];
-    const cmd = which === 'deploy' ? infra?.deploy : which === 'maintenance.on' ? infra?.maintenance?.on : infra?.maintenance?.off;
-    if (!infra || !cmd || !infra.environment) throw refuse(`${systemName}/${infrastructure} declares no ${which} command`, 'UnknownTarget');
-    return { environment: infra.environment, cmd };
+    const spec = which === 'deploy' ? infra?.deploy : which === 'maintenance.on' ? infra?.maintenance?.on : infra?.maintenance?.off;
+    if (!infra || !spec || !infra.environment) throw refuse(`${systemName}/${infrastructure} declares no ${which}`, 'UnknownTarget');
+    return { environment: infra.environment, spec };
   }
 
   return {
@@ -84,11 +87,20 @@ export function createHotStandbyActivities(deps: RolesDeps) {
       };
     },
 
-    /** The host and argv of a declared command; `{release}` becomes the release id, as one argument. */
-    async infraCommand(input: { system: string; infrastructure: string; which: 'maintenance.on' | 'maintenance.off' | 'deploy'; release?: string }): Promise<{ host: ResolvedHost; argv: string[]; sudo: boolean }> {
-      const { environment, cmd } = command(input.system, input.infrastructure, input.which);
-      const [host] = inventory.resolve(environment, { hosts: [cmd.host] });
-      return { host, argv: cmd.command.map((a) => expand(a, { release: input.release ?? '' })), sudo: cmd.sudo };
+    /**
+     * What a declared step runs: a command's host and argv (`{release}` becomes the release id, as one
+     * argument), or for a deploy through blueGreenDeploy, that child run's input.
+     */
+    async infraCommand(input: { system: string; infrastructure: string; which: 'maintenance.on' | 'maintenance.off' | 'deploy'; release?: string }): Promise<DeclaredStep> {
+      const { environment, spec } = declared(input.system, input.infrastructure, input.which);
+      const fill = (s: string) => expand(s, { release: input.release ?? '' });
+      if ('blueGreenDeploy' in spec) {
+        const { service, git, tarball } = spec.blueGreenDeploy;
+        const id = input.release ?? '';
+        return { child: { environment, service, release: git ? { id, git: { repo: git.repo, ref: fill(git.ref) } } : { id, tarball: fill(tarball as string) } } };
+      }
+      const [host] = inventory.resolve(environment, { hosts: [spec.host] });
+      return { host, argv: spec.command.map(fill), sudo: spec.sudo };
     },
 
     /** The infrastructure's declared HTTP checks, polled until they all pass or the time is up. */

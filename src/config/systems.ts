@@ -59,6 +59,17 @@ const dnsTarget = z.union([
   z.strictObject({ eip: z.string().min(1) }),
 ]);
 
+const blueGreenDeploySchema = z.strictObject({
+  blueGreenDeploy: z
+    .strictObject({
+      service: name,
+      git: z.strictObject({ repo: z.string().min(1), ref: z.string().min(1).default('{release}') }).optional(),
+      tarball: z.string().min(1).optional(),
+    })
+    .refine((d) => !!d.git !== !!d.tarball, { message: 'give exactly one of git or tarball' }),
+});
+export type DeploySpec = z.output<typeof blueGreenDeploySchema> | HostCommand;
+
 export const httpCheckSchema = z.strictObject({
   url: z.string().min(1),
   status: z.number().int().default(200),
@@ -79,8 +90,11 @@ export const infrastructureSchema = z.strictObject({
   /** For every record of the system's DNS set: this infrastructure's address. */
   addresses: z.record(z.string().min(1), dnsTarget).default({}),
   maintenance: z.strictObject({ on: hostCommandSchema, off: hostCommandSchema }).optional(),
-  /** Deploys a release: `{release}` in the command is replaced by the release id, as one argument. */
-  deploy: hostCommandSchema.optional(),
+  /**
+   * Deploys a release: a command (`{release}` replaced by the release id, as one argument), or a child
+   * blueGreenDeploy of one of the environment's services, from git (`ref`, default the release id) or a tarball.
+   */
+  deploy: z.union([hostCommandSchema, blueGreenDeploySchema]).optional(),
   checks: z.array(httpCheckSchema).default([]),
 });
 export type Infrastructure = z.output<typeof infrastructureSchema>;
@@ -129,7 +143,7 @@ export type SystemConfig = z.output<typeof systemSchema>;
 
 /** Cross-references inside the data sections; called from the inventory's own refinement. */
 export function checkSystems(
-  raw: { aws: Record<string, AwsAccount>; databases: Record<string, DatabaseConfig>; systems: Record<string, SystemConfig>; environments: Record<string, { hosts: Record<string, unknown> }> },
+  raw: { aws: Record<string, AwsAccount>; databases: Record<string, DatabaseConfig>; systems: Record<string, SystemConfig>; environments: Record<string, { hosts: Record<string, unknown>; services: Record<string, unknown> }> },
   issue: (path: (string | number)[], message: string) => void,
 ): void {
   const hostKnown = (at: (string | number)[], environment: string | undefined, host: string) => {
@@ -154,8 +168,14 @@ export function checkSystems(
       if (!raw.aws[infra.aws]) issue([...iat, 'aws'], `unknown AWS account "${infra.aws}"`);
       if (infra.environment && !raw.environments[infra.environment]) issue([...iat, 'environment'], `unknown environment "${infra.environment}"`);
       if (infra.database && !raw.databases[infra.database]) issue([...iat, 'database'], `unknown database "${infra.database}"`);
-      for (const [key, cmd] of [['maintenance.on', infra.maintenance?.on], ['maintenance.off', infra.maintenance?.off], ['deploy', infra.deploy]] as const) {
+      const deployCommand = infra.deploy && 'host' in infra.deploy ? infra.deploy : undefined;
+      for (const [key, cmd] of [['maintenance.on', infra.maintenance?.on], ['maintenance.off', infra.maintenance?.off], ['deploy', deployCommand]] as const) {
         if (cmd) hostKnown([...iat, ...key.split('.')], infra.environment, cmd.host);
+      }
+      if (infra.deploy && 'blueGreenDeploy' in infra.deploy) {
+        const service = infra.deploy.blueGreenDeploy.service;
+        if (!infra.environment) issue([...iat, 'deploy'], 'a blueGreenDeploy needs the infrastructure to name its environment');
+        else if (raw.environments[infra.environment] && !raw.environments[infra.environment].services[service]) issue([...iat, 'deploy', 'blueGreenDeploy', 'service'], `unknown service "${service}" in ${infra.environment}`);
       }
       if (infra.rcloneOn) hostKnown([...iat, 'rcloneOn'], infra.environment, infra.rcloneOn);
       // A swap moves every record; one the other side lacks would be left pointing at the old production.

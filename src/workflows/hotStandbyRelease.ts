@@ -9,6 +9,7 @@ import { backupKeyFor } from '../schemas/backupKey';
 import { hotStandbyReleaseInput, type HotStandbyReleaseInput } from '../schemas/hotStandbyRelease';
 import { parseInput } from '../schemas/validate';
 import { backupDatabase } from './backupDatabase';
+import { blueGreenDeploy } from './blueGreenDeploy';
 import { describeError, Runbook } from './gates';
 import { restoreDatabase } from './restoreDatabase';
 import { quick } from './rollout';
@@ -85,9 +86,16 @@ export async function hotStandbyRelease(rawInput: HotStandbyReleaseInput): Promi
     return result;
   }
 
-  /** A declared command of an infrastructure, run at most once per run and step even across worker crashes. */
+  /**
+   * A declared step of an infrastructure: a command, run at most once per run and step even across worker
+   * crashes, or a child blueGreenDeploy whose id extends this run's (the embargo lets it act).
+   */
   const runDeclared = async (infrastructure: string, which: 'maintenance.on' | 'maintenance.off' | 'deploy') => {
     const cmd = await acts.infraCommand({ system, infrastructure, which, release });
+    if ('child' in cmd) {
+      await executeChild(blueGreenDeploy, { workflowId: `${workflowId}/${which}-${infrastructure}`, args: [{ ...cmd.child, requestedBy: input.requestedBy, failure: input.failure, notify: input.notify }] });
+      return;
+    }
     const [r] = await quick.runOnHosts({ hosts: [cmd.host], command: { argv: cmd.argv, sudo: cmd.sudo }, step: `${which}:${infrastructure}`, concurrency: 1, maxErrors: 0, timeoutMs: 30 * 60_000, capBytes: 8192 });
     if (r.state !== 'succeeded') throw new Error(`${infrastructure}: ${which} on ${cmd.host.name} ${r.error?.message ?? 'failed'}${r.stderr ? `: ${r.stderr.trim().slice(-500)}` : ''}`);
   };
