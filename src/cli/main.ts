@@ -109,7 +109,9 @@ function failureMessage(err: unknown): string {
     if (e.message && !parts.includes(e.message)) parts.push(e.message);
     e = (e as { cause?: Error }).cause;
   }
-  return parts.slice(-1)[0] ?? String(err);
+  const message = parts.slice(-1)[0] ?? String(err);
+  // The run's payloads were encrypted by a worker with keys this CLI was not given.
+  return message.includes('binary/encrypted') ? `${message} (the payloads are encrypted: set OPSFLOW_CODEC_KEYS or OPSFLOW_CODEC_KEY_FILE as the worker has them)` : message;
 }
 
 async function fetchStatus(handle: WorkflowHandle): Promise<RunStatus | string> {
