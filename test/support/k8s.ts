@@ -22,6 +22,37 @@ export const CRASH_AFTER_MS = 15_000;
 
 const matchesTag = (suffix: string) => `'.spec.containers.[] | .image | endswith("${suffix}")'`;
 
+/** A pending pod taken to Running: its containers ready, or (image tag NEVER_READY) running but never ready. */
+const runningPodStage = (name: string, ready: boolean) => `apiVersion: kwok.x-k8s.io/v1alpha1
+kind: Stage
+metadata: { name: ${name} }
+spec:
+  resourceRef: { apiGroup: v1, kind: Pod }
+  selector:
+    matchExpressions:
+    - { key: '.metadata.deletionTimestamp', operator: DoesNotExist }
+    - { key: '.status.phase', operator: In, values: [Pending] }
+    - { key: ${matchesTag(NEVER_READY)}, operator: ${ready ? 'NotIn' : 'In'}, values: ['true'] }
+  next:
+    statusTemplate: |
+      {{ $now := Now }}
+      conditions:
+      - { lastTransitionTime: {{ $now | Quote }}, status: "True", type: Initialized }
+      - { lastTransitionTime: {{ $now | Quote }}, ${ready ? 'status: "True", type: Ready }' : 'status: "False", type: Ready, reason: ContainersNotReady }'}
+      - { lastTransitionTime: {{ $now | Quote }}, ${ready ? 'status: "True", type: ContainersReady }' : 'status: "False", type: ContainersReady, reason: ContainersNotReady }'}
+      containerStatuses:
+      {{ range .spec.containers }}
+      - image: {{ .image | Quote }}
+        name: {{ .name | Quote }}
+        ready: ${ready}
+        restartCount: 0
+        state: { running: { startedAt: {{ $now | Quote }} } }
+      {{ end }}
+      hostIP: {{ NodeIPWith .spec.nodeName | Quote }}
+      podIP: {{ PodIPWith .spec.nodeName ( or .spec.hostNetwork false ) ( or .metadata.uid "" ) ( or .metadata.name "" ) ( or .metadata.namespace "" ) | Quote }}
+      phase: Running
+      startTime: {{ $now | Quote }}`;
+
 const STAGES = `
 apiVersion: kwok.x-k8s.io/v1alpha1
 kind: Stage
@@ -54,65 +85,9 @@ spec:
         operatingSystem: linux
       phase: Running
 ---
-apiVersion: kwok.x-k8s.io/v1alpha1
-kind: Stage
-metadata: { name: pod-ready }
-spec:
-  resourceRef: { apiGroup: v1, kind: Pod }
-  selector:
-    matchExpressions:
-    - { key: '.metadata.deletionTimestamp', operator: DoesNotExist }
-    - { key: '.status.phase', operator: In, values: [Pending] }
-    - { key: ${matchesTag(NEVER_READY)}, operator: NotIn, values: ['true'] }
-  next:
-    statusTemplate: |
-      {{ $now := Now }}
-      conditions:
-      - { lastTransitionTime: {{ $now | Quote }}, status: "True", type: Initialized }
-      - { lastTransitionTime: {{ $now | Quote }}, status: "True", type: Ready }
-      - { lastTransitionTime: {{ $now | Quote }}, status: "True", type: ContainersReady }
-      containerStatuses:
-      {{ range .spec.containers }}
-      - image: {{ .image | Quote }}
-        name: {{ .name | Quote }}
-        ready: true
-        restartCount: 0
-        state: { running: { startedAt: {{ $now | Quote }} } }
-      {{ end }}
-      hostIP: {{ NodeIPWith .spec.nodeName | Quote }}
-      podIP: {{ PodIPWith .spec.nodeName ( or .spec.hostNetwork false ) ( or .metadata.uid "" ) ( or .metadata.name "" ) ( or .metadata.namespace "" ) | Quote }}
-      phase: Running
-      startTime: {{ $now | Quote }}
+${runningPodStage('pod-ready', true)}
 ---
-apiVersion: kwok.x-k8s.io/v1alpha1
-kind: Stage
-metadata: { name: pod-never-ready }
-spec:
-  resourceRef: { apiGroup: v1, kind: Pod }
-  selector:
-    matchExpressions:
-    - { key: '.metadata.deletionTimestamp', operator: DoesNotExist }
-    - { key: '.status.phase', operator: In, values: [Pending] }
-    - { key: ${matchesTag(NEVER_READY)}, operator: In, values: ['true'] }
-  next:
-    statusTemplate: |
-      {{ $now := Now }}
-      conditions:
-      - { lastTransitionTime: {{ $now | Quote }}, status: "True", type: Initialized }
-      - { lastTransitionTime: {{ $now | Quote }}, status: "False", type: Ready, reason: ContainersNotReady }
-      - { lastTransitionTime: {{ $now | Quote }}, status: "False", type: ContainersReady, reason: ContainersNotReady }
-      containerStatuses:
-      {{ range .spec.containers }}
-      - image: {{ .image | Quote }}
-        name: {{ .name | Quote }}
-        ready: false
-        restartCount: 0
-        state: { running: { startedAt: {{ $now | Quote }} } }
-      {{ end }}
-      hostIP: {{ NodeIPWith .spec.nodeName | Quote }}
-      podIP: {{ PodIPWith .spec.nodeName ( or .spec.hostNetwork false ) ( or .metadata.uid "" ) ( or .metadata.name "" ) ( or .metadata.namespace "" ) | Quote }}
-      phase: Running
-      startTime: {{ $now | Quote }}
+${runningPodStage('pod-never-ready', false)}
 ---
 apiVersion: kwok.x-k8s.io/v1alpha1
 kind: Stage

@@ -1,17 +1,6 @@
 #!/bin/sh
-# The test application's restart command: stop the running instance, start one that loads $1/config.json, wait
-# until it listens. $1 its directory (config, pid file, log), $2 address, $3 port.
+# The test application's restart command: a new instance that loads $1/config.json, listening on $2:$3.
+# $1 its directory (config, pid file, log), $2 address, $3 port.
 dir=$1 addr=$2 port=$3
-if [ -s "$dir/app.pid" ]; then
-  pid=$(cat "$dir/app.pid")
-  kill "$pid" 2>/dev/null
-  n=0; while kill -0 "$pid" 2>/dev/null && [ $n -lt 50 ]; do n=$((n+1)); sleep 0.1; done
-  kill -9 "$pid" 2>/dev/null
-fi
-setsid python3 "$(dirname "$0")/app.py" serve "$dir/config.json" "$addr" "$port" </dev/null >"$dir/app.log" 2>&1 &
-echo $! >"$dir/app.pid"
-n=0
-until python3 -c 'import socket,sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), 0.2).close()' "$addr" "$port" 2>/dev/null; do
-  n=$((n+1)); [ $n -lt 100 ] || { echo "app did not start listening on $addr:$port" >&2; cat "$dir/app.log" >&2; exit 1; }
-  sleep 0.1
-done
+here=$(dirname "$0")
+exec sh "$here/../restart.sh" "$dir" "$addr" "$port" python3 "$here/app.py" serve "$dir/config.json" "$addr" "$port"

@@ -1,19 +1,7 @@
 #!/bin/sh
-# The test service's restart command: stop the running app, start the live release's, wait until it listens.
+# The test service's restart command: the live release's app, listening on $2:$3.
 # $1 live symlink, $2 address, $3 port, $4 the node's own directory (pid file, log, fault switches).
 live=$1 addr=$2 port=$3 dir=$4
 [ -e "$dir/fail-restart" ] && { echo "restart refused: $dir/fail-restart exists" >&2; exit 1; }
 [ -e "$dir/slow-restart" ] && sleep 3
-if [ -s "$dir/app.pid" ]; then
-  pid=$(cat "$dir/app.pid")
-  kill "$pid" 2>/dev/null
-  n=0; while kill -0 "$pid" 2>/dev/null && [ $n -lt 50 ]; do n=$((n+1)); sleep 0.1; done
-  kill -9 "$pid" 2>/dev/null
-fi
-setsid python3 "$live/app.py" "$addr" "$port" </dev/null >"$dir/app.log" 2>&1 &
-echo $! >"$dir/app.pid"
-n=0
-until python3 -c 'import socket,sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), 0.2).close()' "$addr" "$port" 2>/dev/null; do
-  n=$((n+1)); [ $n -lt 100 ] || { echo "app did not start listening on $addr:$port" >&2; cat "$dir/app.log" >&2; exit 1; }
-  sleep 0.1
-done
+exec sh "$(dirname "$0")/../restart.sh" "$dir" "$addr" "$port" python3 "$live/app.py" "$addr" "$port"
