@@ -422,6 +422,13 @@ describe('systems', () => {
     expect(ps.join('\n')).toContain('systems.gigadb.infrastructures.eu.addresses: no address for "files.gigadb.org", which the other infrastructure has');
   });
 
+  it('checks that a deploy through a child run names a service of the environment', () => {
+    const eu = (deploy: string) => `      eu: {aws: eu, environment: test, addresses: {gigadb.org: {address: 192.0.2.20}, files.gigadb.org: {address: 192.0.2.21}}, deploy: ${deploy}}`;
+    expect(problems(system([eu('{blueGreenDeploy: {service: web, git: {repo: "git@example.org:app.git"}}}')])).join('\n')).toContain('infrastructures.eu.deploy.blueGreenDeploy.service: unknown service "web" in test');
+    expect(problems(system([eu('{k8sDeploy: {service: web, image: "registry.example.org/app:{release}"}}')])).join('\n')).toContain('infrastructures.eu.deploy.k8sDeploy.service: unknown Kubernetes service "web" in test');
+    expect(problems(system([eu('{blueGreenDeploy: {service: web}}')])).join('\n')).toContain('give exactly one of git or tarball');
+  });
+
   it('needs exactly two infrastructures and distinct roles', () => {
     const text = system([]).replace('standby: eu', 'standby: hk');
     const ps = problems(text).join('\n');

@@ -31,7 +31,7 @@ const queue = unique('k8s');
 const spawned: ChildProcess[] = [];
 
 /** One service per test: its own namespace, a web deployment (app + sidecar), and a worker deployment for some. */
-const SERVICES = ['good', 'never', 'crash', 'reject', 'cancel', 'pair', 'killed', 'input'];
+const SERVICES = ['good', 'never', 'crash', 'reject', 'cancel', 'pair', 'killed', 'input', 'shop-hk', 'shop-eu'];
 const namespace = (service: string) => `t-${service}`;
 
 beforeAll(async () => {
@@ -54,6 +54,14 @@ beforeAll(async () => {
       environments: {
         test: { kubernetes: { kubeconfig: cp.kubeconfig, context: cp.context, services: Object.fromEntries(SERVICES.map((s) => [s, service(s)])) } },
         elsewhere: { kubernetes: { kubeconfig: cp.kubeconfig, context: 'no-such-context', services: { good: service('good') } } },
+      },
+      // A hot-standby system whose two infrastructures deploy through k8sDeploy (the AWS accounts only give regions).
+      aws: { hk: { region: 'ap-east-1' }, eu: { region: 'eu-west-3' } },
+      systems: {
+        shop: {
+          roles: { production: 'hk', standby: 'eu' },
+          infrastructures: Object.fromEntries(['hk', 'eu'].map((i) => [i, { aws: i, environment: 'test', deploy: { k8sDeploy: { service: `shop-${i}`, image: 'registry.example.com/shop/web:{release}' } } }])),
+        },
       },
     }),
   );
@@ -285,5 +293,19 @@ describe('k8sDeploy', () => {
     expect(result.plan?.join('\n')).toContain(`deployment web (revision 1): set image app=${NEW} (now app=${OLD} sidecar=${SIDECAR})`);
     expect(result.plan).toContain('gate promote: approval to keep the release; a rejection rolls back');
     expect((await deployment(ns, 'web')).metadata.generation).toBe(generation);
+  });
+});
+
+describe('hotStandbyRelease through k8sDeploy', () => {
+  it('deploys the release as child k8sDeploy runs when the inventory says so: standby first, then production', async () => {
+    const h = await env.client.workflow.start('hotStandbyRelease', { taskQueue: queue, workflowId: unique('hsr-k8s'), args: [{ system: 'shop', release: '2.0', kind: 'simple', failure: { onFailure: 'fail' } }] });
+    expect(await h.result()).toMatchObject({ kind: 'simple', production: 'hk', standby: 'eu' });
+    for (const s of ['shop-hk', 'shop-eu']) expect(await images(namespace(s), 'web')).toEqual({ app: NEW, sidecar: SIDECAR });
+    for (const i of ['eu', 'hk']) {
+      const child = await env.client.workflow.getHandle(`${h.workflowId}/deploy-${i}`).describe();
+      expect([child.type, child.status.name]).toEqual(['k8sDeploy', 'COMPLETED']);
+    }
+    const steps = (await h.query<RunStatus>('status')).steps.map((x) => x.name).filter((n) => n.startsWith('deploy'));
+    expect(steps).toEqual(['deploy 2.0 to eu', 'deploy 2.0 to hk']);
   });
 });

@@ -21,7 +21,8 @@ export interface InfraView {
 
 export type DeclaredStep =
   | { host: ResolvedHost; argv: string[]; sudo: boolean }
-  | { child: { environment: string; service: string; release: { id: string; git: { repo: string; ref: string } } | { id: string; tarball: string } } };
+  | { child: { workflow: 'blueGreenDeploy'; input: { environment: string; service: string; release: { id: string; git: { repo: string; ref: string } } | { id: string; tarball: string } } } }
+  | { child: { workflow: 'k8sDeploy'; input: { environment: string; service: string; image: string; release: string } } };
 
 export interface StandbyPlan {
   roles: RolesState;
@@ -89,16 +90,17 @@ export function createHotStandbyActivities(deps: RolesDeps) {
 
     /**
      * What a declared step runs: a command's host and argv (`{release}` becomes the release id, as one
-     * argument), or for a deploy through blueGreenDeploy, that child run's input.
+     * argument), or for a deploy through blueGreenDeploy or k8sDeploy, that child run's input.
      */
     async infraCommand(input: { system: string; infrastructure: string; which: 'maintenance.on' | 'maintenance.off' | 'deploy'; release?: string }): Promise<DeclaredStep> {
       const { environment, spec } = declared(input.system, input.infrastructure, input.which);
       const fill = (s: string) => expand(s, { release: input.release ?? '' });
+      const id = input.release ?? '';
       if ('blueGreenDeploy' in spec) {
         const { service, git, tarball } = spec.blueGreenDeploy;
-        const id = input.release ?? '';
-        return { child: { environment, service, release: git ? { id, git: { repo: git.repo, ref: fill(git.ref) } } : { id, tarball: fill(tarball as string) } } };
+        return { child: { workflow: 'blueGreenDeploy', input: { environment, service, release: git ? { id, git: { repo: git.repo, ref: fill(git.ref) } } : { id, tarball: fill(tarball as string) } } } };
       }
+      if ('k8sDeploy' in spec) return { child: { workflow: 'k8sDeploy', input: { environment, service: spec.k8sDeploy.service, image: fill(spec.k8sDeploy.image), release: id } } };
       const [host] = inventory.resolve(environment, { hosts: [spec.host] });
       return { host, argv: spec.command.map(fill), sudo: spec.sudo };
     },

@@ -68,7 +68,10 @@ const blueGreenDeploySchema = z.strictObject({
     })
     .refine((d) => !!d.git !== !!d.tarball, { message: 'give exactly one of git or tarball' }),
 });
-export type DeploySpec = z.output<typeof blueGreenDeploySchema> | HostCommand;
+const k8sDeploySchema = z.strictObject({
+  /** A service of the environment's kubernetes section; `{release}` in the image becomes the release id. */
+  k8sDeploy: z.strictObject({ service: name, image: z.string().min(1) }),
+});
 
 export const httpCheckSchema = z.strictObject({
   url: z.string().min(1),
@@ -91,10 +94,11 @@ export const infrastructureSchema = z.strictObject({
   addresses: z.record(z.string().min(1), dnsTarget).default({}),
   maintenance: z.strictObject({ on: hostCommandSchema, off: hostCommandSchema }).optional(),
   /**
-   * Deploys a release: a command (`{release}` replaced by the release id, as one argument), or a child
-   * blueGreenDeploy of one of the environment's services, from git (`ref`, default the release id) or a tarball.
+   * Deploys a release: a command (`{release}` replaced by the release id, as one argument), a child
+   * blueGreenDeploy of one of the environment's services, from git (`ref`, default the release id) or a tarball,
+   * or a child k8sDeploy of one of its Kubernetes services.
    */
-  deploy: z.union([hostCommandSchema, blueGreenDeploySchema]).optional(),
+  deploy: z.union([hostCommandSchema, blueGreenDeploySchema, k8sDeploySchema]).optional(),
   checks: z.array(httpCheckSchema).default([]),
 });
 export type Infrastructure = z.output<typeof infrastructureSchema>;
@@ -141,9 +145,11 @@ export const systemSchema = z.strictObject({
 });
 export type SystemConfig = z.output<typeof systemSchema>;
 
+type RawEnvironment = { hosts: Record<string, unknown>; services: Record<string, unknown>; kubernetes?: { services: Record<string, unknown> } };
+
 /** Cross-references inside the data sections; called from the inventory's own refinement. */
 export function checkSystems(
-  raw: { aws: Record<string, AwsAccount>; databases: Record<string, DatabaseConfig>; systems: Record<string, SystemConfig>; environments: Record<string, { hosts: Record<string, unknown>; services: Record<string, unknown> }> },
+  raw: { aws: Record<string, AwsAccount>; databases: Record<string, DatabaseConfig>; systems: Record<string, SystemConfig>; environments: Record<string, RawEnvironment> },
   issue: (path: (string | number)[], message: string) => void,
 ): void {
   const hostKnown = (at: (string | number)[], environment: string | undefined, host: string) => {
@@ -172,10 +178,13 @@ export function checkSystems(
       for (const [key, cmd] of [['maintenance.on', infra.maintenance?.on], ['maintenance.off', infra.maintenance?.off], ['deploy', deployCommand]] as const) {
         if (cmd) hostKnown([...iat, ...key.split('.')], infra.environment, cmd.host);
       }
-      if (infra.deploy && 'blueGreenDeploy' in infra.deploy) {
-        const service = infra.deploy.blueGreenDeploy.service;
-        if (!infra.environment) issue([...iat, 'deploy'], 'a blueGreenDeploy needs the infrastructure to name its environment');
-        else if (raw.environments[infra.environment] && !raw.environments[infra.environment].services[service]) issue([...iat, 'deploy', 'blueGreenDeploy', 'service'], `unknown service "${service}" in ${infra.environment}`);
+      const child = infra.deploy && !('host' in infra.deploy) ? infra.deploy : undefined;
+      if (child) {
+        const [workflow, services] = 'blueGreenDeploy' in child ? (['blueGreenDeploy', (e: RawEnvironment) => e.services] as const) : (['k8sDeploy', (e: RawEnvironment) => e.kubernetes?.services ?? {}] as const);
+        const service = 'blueGreenDeploy' in child ? child.blueGreenDeploy.service : child.k8sDeploy.service;
+        const environment = infra.environment ? raw.environments[infra.environment] : undefined;
+        if (!infra.environment) issue([...iat, 'deploy'], `a ${workflow} needs the infrastructure to name its environment`);
+        else if (environment && !services(environment)[service]) issue([...iat, 'deploy', workflow, 'service'], `unknown ${workflow === 'k8sDeploy' ? 'Kubernetes ' : ''}service "${service}" in ${infra.environment}`);
       }
       if (infra.rcloneOn) hostKnown([...iat, 'rcloneOn'], infra.environment, infra.rcloneOn);
       // A swap moves every record; one the other side lacks would be left pointing at the old production.

@@ -11,6 +11,7 @@ import { parseInput } from '../schemas/validate';
 import { backupDatabase } from './backupDatabase';
 import { blueGreenDeploy } from './blueGreenDeploy';
 import { describeError, Runbook } from './gates';
+import { k8sDeploy } from './k8sDeploy';
 import { restoreDatabase } from './restoreDatabase';
 import { quick } from './rollout';
 import type { RolesChange } from './systemRoles';
@@ -88,12 +89,15 @@ export async function hotStandbyRelease(rawInput: HotStandbyReleaseInput): Promi
 
   /**
    * A declared step of an infrastructure: a command, run at most once per run and step even across worker
-   * crashes, or a child blueGreenDeploy whose id extends this run's (the embargo lets it act).
+   * crashes, or a child blueGreenDeploy or k8sDeploy whose id extends this run's (the embargo lets it act).
    */
   const runDeclared = async (infrastructure: string, which: 'maintenance.on' | 'maintenance.off' | 'deploy') => {
     const cmd = await acts.infraCommand({ system, infrastructure, which, release });
     if ('child' in cmd) {
-      await executeChild(blueGreenDeploy, { workflowId: `${workflowId}/${which}-${infrastructure}`, args: [{ ...cmd.child, requestedBy: input.requestedBy, failure: input.failure, notify: input.notify }] });
+      const options = { workflowId: `${workflowId}/${which}-${infrastructure}` };
+      const run = { requestedBy: input.requestedBy, failure: input.failure, notify: input.notify };
+      if (cmd.child.workflow === 'k8sDeploy') await executeChild(k8sDeploy, { ...options, args: [{ ...cmd.child.input, ...run }] });
+      else await executeChild(blueGreenDeploy, { ...options, args: [{ ...cmd.child.input, ...run }] });
       return;
     }
     const [r] = await quick.runOnHosts({ hosts: [cmd.host], command: { argv: cmd.argv, sudo: cmd.sudo }, step: `${which}:${infrastructure}`, concurrency: 1, maxErrors: 0, timeoutMs: 30 * 60_000, capBytes: 8192 });
