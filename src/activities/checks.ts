@@ -1,6 +1,8 @@
 // Service checks for before and after a host changes: an HTTP answer, an open TCP port, a command's exit code,
 // and memcached (version, the memory limit it runs with, and a real write and read).
 import { randomBytes } from 'node:crypto';
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
 import net from 'node:net';
 import type { Client } from 'ssh2';
 import { programArgv } from '../common/command';
@@ -111,5 +113,24 @@ export async function runCheck(c: ServiceCheck, node: { name: string; address: s
     }
   } catch (err) {
     return { check: c.kind, ok: false, detail: (err as Error).message };
+  }
+}
+
+/**
+ * Runs a set of checks until all pass, heartbeating, with backoff; once `timeoutMs` has passed, a failing set ends
+ * the activity with a non-retryable ChecksFailed naming `what` and each failing check. Call from an activity.
+ */
+export async function pollChecks(what: string, run: () => Promise<CheckResult[]>, timeoutMs: number): Promise<CheckResult[]> {
+  const ctx = Context.current();
+  const started = Date.now();
+  for (let attempt = 0; ; attempt++) {
+    ctx.heartbeat(attempt);
+    const results = await run();
+    const failing = results.filter((r) => !r.ok);
+    if (!failing.length) return results;
+    if (Date.now() - started > timeoutMs) {
+      throw ApplicationFailure.create({ message: `${what}: ${failing.map((r) => `${r.check}: ${r.detail}`).join('; ')}`, type: 'ChecksFailed', nonRetryable: true, details: [results] });
+    }
+    await ctx.sleep(Math.min(250 * 2 ** attempt, 5_000));
   }
 }

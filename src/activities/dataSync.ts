@@ -4,10 +4,10 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Client } from '@temporalio/client';
-import { UnknownTargetError, type Inventory } from '../config/inventory';
+import type { Inventory } from '../config/inventory';
 import type { DatabaseConfig, Infrastructure, RunOn, SystemConfig } from '../config/systems';
 import type { Store } from '../schemas/dataSync';
-import { readRoles } from './roles';
+import { readRoles, systemOf } from './roles';
 
 export const REFUSED_PRODUCTION = 'DestinationIsProduction';
 export const MISCONFIGURED = 'Misconfigured';
@@ -41,15 +41,6 @@ export interface SyncPlan {
 }
 
 const refuse = (message: string, type = MISCONFIGURED) => ApplicationFailure.create({ message, type, nonRetryable: true });
-
-export function systemOf(inventory: Inventory, system: string): SystemConfig {
-  try {
-    return inventory.system(system);
-  } catch (err) {
-    if (err instanceof UnknownTargetError) throw ApplicationFailure.create({ message: err.message, type: 'UnknownTarget', nonRetryable: true });
-    throw err;
-  }
-}
 
 export function infrastructureOf(sys: SystemConfig, system: string, name: string): Infrastructure {
   const infra = sys.infrastructures[name];

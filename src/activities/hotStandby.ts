@@ -1,12 +1,11 @@
 // What a hot-standby release needs to know about a system before it acts, the declared commands it runs on an
 // infrastructure (maintenance switch, deploy), and the HTTP checks of the business URL.
-import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import { UnknownTargetError, type ResolvedHost } from '../config/inventory';
+import type { ResolvedHost } from '../config/inventory';
 import { expand } from '../config/services';
-import { runCheck, type CheckResult } from './checks';
+import { pollChecks, runCheck, type CheckResult } from './checks';
 import { recordNames } from './dns';
-import { readRoles, type RolesDeps } from './roles';
+import { readRoles, systemOf, type RolesDeps } from './roles';
 import type { RolesState } from '../workflows/systemRoles';
 
 export interface InfraView {
@@ -38,14 +37,7 @@ const refuse = (message: string, type = 'InvalidInput') => ApplicationFailure.cr
 export function createHotStandbyActivities(deps: RolesDeps) {
   const { inventory } = deps;
 
-  function system(name: string) {
-    try {
-      return inventory.system(name);
-    } catch (err) {
-      if (err instanceof UnknownTargetError) throw refuse(err.message, 'UnknownTarget');
-      throw err;
-    }
-  }
+  const system = (name: string) => systemOf(inventory, name);
 
   function declared(systemName: string, infrastructure: string, which: 'maintenance.on' | 'maintenance.off' | 'deploy') {
     const infra = system(systemName).infrastructures[infrastructure];
@@ -109,17 +101,8 @@ export function createHotStandbyActivities(deps: RolesDeps) {
     async infraChecks(input: { system: string; infrastructure: string; release: string; timeoutMs: number }): Promise<CheckResult[]> {
       const infra = system(input.system).infrastructures[input.infrastructure];
       const checks = (infra?.checks ?? []).map((c) => ({ kind: 'http' as const, url: expand(c.url, { release: input.release }), status: c.status, body: c.body && expand(c.body, { release: input.release }) }));
-      const started = Date.now();
-      for (let attempt = 0; ; attempt++) {
-        Context.current().heartbeat(attempt);
-        const results = await Promise.all(checks.map((c) => runCheck(c, { name: input.infrastructure, address: '' }, () => Promise.reject(new Error('no host for HTTP checks')))));
-        const failing = results.filter((r) => !r.ok);
-        if (!failing.length) return results;
-        if (Date.now() - started > input.timeoutMs) {
-          throw ApplicationFailure.create({ message: `${input.system}/${input.infrastructure}: ${failing.map((r) => `${r.check}: ${r.detail}`).join('; ')}`, type: 'ChecksFailed', nonRetryable: true, details: [results] });
-        }
-        await Context.current().sleep(Math.min(250 * 2 ** attempt, 5_000));
-      }
+      const noHost = () => Promise.reject(new Error('no host for HTTP checks'));
+      return pollChecks(`${input.system}/${input.infrastructure}`, () => Promise.all(checks.map((c) => runCheck(c, { name: input.infrastructure, address: '' }, noHost))), input.timeoutMs);
     },
   };
 }

@@ -11,7 +11,8 @@ import { readFileSync } from 'node:fs';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { SystemConfig } from '../config/systems';
-import { assertReceiver, infrastructureOf, MISCONFIGURED, rcloneWhere, systemOf, whereName, type DataDeps } from './dataSync';
+import { assertReceiver, infrastructureOf, MISCONFIGURED, rcloneWhere, whereName, type DataDeps } from './dataSync';
+import { systemOf } from './roles';
 import type { SshPool } from './ssh/pool';
 import { heartbeatEvery, Tools } from './tool';
 

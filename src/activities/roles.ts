@@ -5,6 +5,7 @@ import { WithStartWorkflowOperation, WorkflowUpdateFailedError, type Client } fr
 import { ApplicationFailure, WorkflowNotFoundError } from '@temporalio/common';
 import { TASK_QUEUE } from '../common/constants';
 import { UnknownTargetError, type HostConnection, type Inventory } from '../config/inventory';
+import type { SystemConfig } from '../config/systems';
 import { changeRolesUpdate, rolesQuery, rolesWorkflowId, systemRoles, type RolesChange, type RolesState } from '../workflows/systemRoles';
 
 export interface RolesDeps {
@@ -12,7 +13,8 @@ export interface RolesDeps {
   temporal: Client;
 }
 
-function systemConfig(inventory: Inventory, system: string) {
+/** A system of the inventory; an unknown one fails the activity non-retryably, naming the systems there are. */
+export function systemOf(inventory: Inventory, system: string): SystemConfig {
   try {
     return inventory.system(system);
   } catch (err) {
@@ -23,7 +25,7 @@ function systemConfig(inventory: Inventory, system: string) {
 
 /** The registry's state; a registry never started yet holds the inventory's roles. */
 export async function readRoles({ inventory, temporal }: RolesDeps, system: string): Promise<RolesState> {
-  const cfg = systemConfig(inventory, system);
+  const cfg = systemOf(inventory, system);
   try {
     return await temporal.workflow.getHandle(rolesWorkflowId(system)).query(rolesQuery);
   } catch (err) {
@@ -43,7 +45,7 @@ function activityContext(): Context | undefined {
 
 /** Applies one change, starting the registry from the inventory's roles the first time. */
 export async function changeRoles({ inventory, temporal }: RolesDeps, system: string, change: RolesChange): Promise<RolesState> {
-  const cfg = systemConfig(inventory, system);
+  const cfg = systemOf(inventory, system);
   try {
     return await temporal.workflow.executeUpdateWithStart(changeRolesUpdate, {
       args: [change],

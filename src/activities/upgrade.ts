@@ -6,7 +6,7 @@ import type { Client } from 'ssh2';
 import { programArgv } from '../common/command';
 import { UnknownTargetError, type Inventory, type ResolvedHost } from '../config/inventory';
 import type { ServiceCheck } from '../schemas/rollingUpgrade';
-import { runCheck, type CheckResult } from './checks';
+import { pollChecks, runCheck, type CheckResult } from './checks';
 import type { SshPool } from './ssh/pool';
 import { runPlain } from './ssh/remoteRun';
 
@@ -90,17 +90,7 @@ export function createUpgradeActivities(deps: { inventory: Inventory; ssh: SshPo
 
     /** Runs the checks until all pass or the time is up; then ChecksFailed names each failing one. */
     async runChecks(input: HostRef & { address: string; checks: ServiceCheck[]; timeoutMs: number }): Promise<CheckResult[]> {
-      const started = Date.now();
-      for (let attempt = 0; ; attempt++) {
-        Context.current().heartbeat(attempt);
-        const results = await Promise.all(input.checks.map((c) => runCheck(c, { name: input.host, address: input.address }, onHost(input))));
-        const failing = results.filter((r) => !r.ok);
-        if (!failing.length) return results;
-        if (Date.now() - started > input.timeoutMs) {
-          throw ApplicationFailure.create({ message: `${input.host}: ${failing.map((r) => `${r.check}: ${r.detail}`).join('; ')}`, type: 'ChecksFailed', nonRetryable: true, details: [results] });
-        }
-        await sleep(Math.min(250 * 2 ** attempt, 5_000));
-      }
+      return pollChecks(input.host, () => Promise.all(input.checks.map((c) => runCheck(c, { name: input.host, address: input.address }, onHost(input)))), input.timeoutMs);
     },
   };
 }
