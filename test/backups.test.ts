@@ -8,9 +8,9 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BackupManifest } from '../src/activities/backups';
 import { backupKeyFor, backupKeyKind, expiredKeys } from '../src/schemas/backupKey';
-import type { RunStatus } from '../src/workflows/gates';
+import type { RunStatus } from '../src/runbook/protocol';
 import { writeDataInventory } from './support/data';
-import { failureOf, recordHistory, spawnWorker, startWorker, testEnv, unique, waitFor } from './support/harness';
+import { cancelledRun, failureOf, recordHistory, spawnWorker, startWorker, testEnv, unique, waitFor } from './support/harness';
 import { startMoto, type TestMoto } from './support/moto';
 import { startPostgres, type TestPostgres } from './support/postgres';
 
@@ -243,6 +243,21 @@ describe('database sync through S3', () => {
       first.kill('SIGKILL');
       second?.kill('SIGTERM');
     }
+  });
+
+  it('a restore cancelled while pg_restore runs: the standby keeps the old data, whole, and nothing is left beside it', async () => {
+    await resetStandby();
+    const old = await fingerprint(green);
+    const key = today();
+    const h = await start('restoreDatabase', { key, failure: { onFailure: 'fail' } });
+    await waitFor(async () => (await green.query('postgres', `SELECT 1 FROM pg_database WHERE datname = 'gigadb_opsflow_new'`)).length > 0 && (await green.query('gigadb_opsflow_new', `SELECT 1 FROM pg_class WHERE relname = 'dataset'`)).length > 0, 'pg_restore to start', 90_000, 20);
+    await h.cancel();
+    const s = await cancelledRun(h);
+    expect(s.undo?.putBack).toEqual(['drop the restored database', `release backup ${key}`]);
+    expect(await fingerprint(green)).toEqual(old);
+    expect(await databasesOn(green)).toEqual(['gigadb']);
+    const leases = await s3.send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: `${PREFIX}leases/${key}/` }));
+    expect((leases.Contents ?? []).map((o) => o.Key)).not.toContain(`${PREFIX}leases/${key}/${encodeURIComponent(h.workflowId)}`);
   });
 
   it('prunes by retention, keeping the newest and any backup a running restore holds', async () => {

@@ -1,6 +1,6 @@
 // blueGreenDeploy and rollbackRelease on three real sshd nodes behind a real HAProxy, under steady traffic.
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { WorkflowHandle } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
@@ -10,10 +10,10 @@ import type { BlueGreenDeployInput } from '../src/schemas/release';
 import { serveInteractivity } from '../src/slack/interactivity';
 import { slackClient } from '../src/slack/settings';
 import type { blueGreenDeploy } from '../src/workflows/blueGreenDeploy';
-import type { RunStatus } from '../src/workflows/gates';
+import type { RunStatus } from '../src/runbook/protocol';
 import type { rollbackRelease } from '../src/workflows/rollbackRelease';
 import { startHaproxy, startLoad, type Haproxy, type Load } from './support/haproxy';
-import { failureOf, fleet, recordHistory, spawnWorker, startWorker, testEnv, unique, waitFor, writeInventory } from './support/harness';
+import { cancelledRun, failureOf, fleet, recordHistory, spawnWorker, startWorker, testEnv, unique, waitFor, writeInventory } from './support/harness';
 import { startReleaseRepo, type ReleaseRepo } from './support/releaseRepo';
 import { signSlackRequest, startSlackDouble } from './support/slackDouble';
 
@@ -30,10 +30,11 @@ const address = (node: string) => fleet().hosts.find((h) => h.name === node)?.ad
 const nodeDir = (node: string) => path.join(fleet().hosts.find((h) => h.name === node)?.dir as string, 'root', suffix);
 const live = (node: string) => path.basename(readlinkSync(path.join(nodeDir(node), 'current')));
 const lives = () => NODES.map(live);
+const shared = path.join(fleet().dir, `shared-${suffix}`);
 
 beforeAll(async () => {
   env = await testEnv();
-  for (const node of NODES) execFileSync('install', ['-d', '-o', 'opsflow-fleet', nodeDir(node)]);
+  for (const dir of [...NODES.map(nodeDir), shared]) execFileSync('install', ['-d', '-o', 'opsflow-fleet', dir]);
   repo = await startReleaseRepo([['v1', 200], ['v2', 200], ['v3', 200], ['bad', 500]]);
   haproxy = await startHaproxy('web', NODES.map((n, i) => ({ name: `web${i + 1}`, address: address(n), port: 8080 })));
   const web = {
@@ -53,7 +54,8 @@ beforeAll(async () => {
   inventory = writeInventory({
     hosts: Object.fromEntries(NODES.map((n) => [n, { vars: { dir: nodeDir(n) } }])),
     // The same nodes, with HAProxy's runtime API reached over SSH on h4 (socat), as on a separate balancer.
-    services: { web, 'web-via-ssh': { ...web, haproxy: { ...web.haproxy, via: 'h4' } } },
+    // h1 and h2 with one release root between them, as when it sits on an NFS export both mount.
+    services: { web, 'web-via-ssh': { ...web, haproxy: { ...web.haproxy, via: 'h4' } }, 'web-shared': { ...web, haproxy: undefined, nodes: ['h1', 'h2'], release: { ...web.release, root: `${shared}/deploys`, live: `${shared}/current` } } },
   });
   worker = await startWorker(env, inventory, queue);
   // The first release: no node has a previous one yet.
@@ -207,6 +209,17 @@ describe('blueGreenDeploy', () => {
     expect(execFileSync('git', ['-C', repo.bare, 'rev-parse', `${result.tag}^{commit}`], { encoding: 'utf8' }).trim()).toBe(repo.commits.v1);
   });
 
+  it('refuses nodes whose release roots are one shared directory, naming both, before anything changes', async () => {
+    const before = lives();
+    const h = await deploy('v2', { service: 'web-shared', failure: { onFailure: 'fail' } });
+    const { type, message } = await failureOf(h);
+    expect(type).toBe('Misconfigured');
+    expect(message).toContain(`h1 and h2 have one release root (${shared})`);
+    // Nothing installed, no live link, and the check's markers are gone.
+    expect(readdirSync(shared)).toEqual([]);
+    expect(lives()).toEqual(before);
+  });
+
   it('a dry run lists every command per node and changes nothing', async () => {
     const before = lives();
     const result = await (await deploy('v2', { dryRun: true, promote: {} })).result();
@@ -224,7 +237,7 @@ describe('blueGreenDeploy', () => {
       env.client.workflow.start('blueGreenDeploy', { taskQueue: queue, workflowId: unique('bad'), args: [{ environment: 'test', service: 'web', release: { id: 'v1', git: { repo: repo.url, ref: 'main' } }, ...args }] });
     const unknown = await failureOf(await start({ service: 'nope' }));
     expect(unknown.type).toBe('UnknownTarget');
-    expect(unknown.message).toContain('unknown service "nope" in test (services: web, web-via-ssh)');
+    expect(unknown.message).toContain('unknown service "nope" in test (services: web, web-via-ssh, web-shared)');
     for (const id of ['../etc', 'a/b', 'x;rm -rf /', '$(reboot)', '..']) {
       const bad = await failureOf(await start({ release: { id, git: { repo: repo.url, ref: 'main' } } }));
       expect(bad.type).toBe('InvalidInput');
@@ -318,6 +331,118 @@ describe('a worker killed between the blue switch and its health check', () => {
     } finally {
       rmSync(path.join(nodeDir('h1'), 'slow-restart'), { force: true });
       first.kill('SIGKILL');
+    }
+  });
+});
+
+describe('cancelling a deploy is an abort', () => {
+  const everyNodeInRotation = { web1: 'UP', web2: 'UP', web3: 'UP' };
+  const running = (h: WorkflowHandle, what: (s: RunStatus['steps'][number]) => boolean, label: string) =>
+    waitFor(async () => (await status(h)).steps.find((s) => s.state === 'running' && what(s)), label, 60_000);
+
+  it('at the promote gate: blue goes back by the rejection sequence, under load, and the run ends Canceled', async () => {
+    const before = lives();
+    const previous = before[0];
+    const { value: st, load } = await underLoad(async () => {
+      const h = await deploy('v3', { promote: {} });
+      await openGate(h, 'approval');
+      expect(live('h1')).toBe(repo.commits.v3);
+      await h.cancel();
+      return cancelledRun(h);
+    });
+    expect(load.failed, load.errors.join('\n')).toBe(0);
+    expect(lives()).toEqual(before);
+    expect(await haproxy.servers()).toEqual(everyNodeInRotation);
+    expect(st.undo?.putBack).toEqual([`roll h1 back to ${previous}`]);
+    expect(st.error).toContain(`put back: roll h1 back to ${previous}`);
+    expect(st.gates.find((g) => g.id === 'promote')?.state).toBe('cancelled');
+    // The same drain / switch / restart / health / back sequence as a rejection, after the undo step began.
+    const undo = st.steps.findIndex((s) => s.name === `undo: roll h1 back to ${previous}`);
+    expect(st.steps.slice(undo + 1).map((s) => s.name)).toEqual(['out of rotation', `switch to ${previous}`, 'restart', 'health check', 'back in rotation']);
+  });
+
+  it('while blue is drained (a slow restart): the undo waits for the restart, and a second cancel does not stop it', async () => {
+    const before = lives();
+    const previous = before[0];
+    writeFileSync(path.join(nodeDir('h1'), 'slow-restart'), '');
+    try {
+      const { value: st, load } = await underLoad(async () => {
+        const h = await deploy('v3');
+        await running(h, (s) => s.host === 'h1' && s.name === 'restart', 'the blue restart');
+        await h.cancel();
+        await waitFor(async () => {
+          const steps = (await status(h)).steps;
+          const undo = steps.findIndex((s) => s.name.startsWith('undo: '));
+          return undo >= 0 && steps.slice(undo).find((s) => s.name === 'restart' && s.state === 'running');
+        }, 'the undo restart', 60_000);
+        // A second request while undoing: the undo runs in a scope no cancel reaches.
+        await h.cancel().catch(() => undefined);
+        return cancelledRun(h);
+      });
+      expect(load.failed, load.errors.join('\n')).toBe(0);
+      expect(lives()).toEqual(before);
+      expect(await haproxy.servers()).toEqual(everyNodeInRotation);
+      expect(st.undo?.putBack).toEqual([`roll h1 back to ${previous}`]);
+      for (const green of ['h2', 'h3']) expect(st.steps.filter((s) => s.host === green).map((s) => s.name)).toEqual([`install ${repo.commits.v3}`]);
+    } finally {
+      rmSync(path.join(nodeDir('h1'), 'slow-restart'), { force: true });
+    }
+  });
+
+  it('a cancel after every node is healthy (committed) rolls nothing back, and the status says so', async () => {
+    const hold = path.join(path.dirname(repo.bare), 'hold-tag');
+    const hook = path.join(repo.bare, 'hooks', 'pre-receive');
+    writeFileSync(hold, '');
+    writeFileSync(hook, `#!/bin/sh\nwhile [ -e '${hold}' ]; do sleep 0.1; done\n`);
+    chmodSync(hook, 0o755);
+    try {
+      const h = await deploy('v3', { tag: { pattern: 'late-cancel-{release}' } });
+      await running(h, (s) => s.name.startsWith('tag '), 'the tag step');
+      await h.cancel();
+      rmSync(hold);
+      const st = await cancelledRun(h);
+      expect(st.undo).toMatchObject({ committed: true, putBack: [] });
+      expect(st.error).toContain('committed (every node healthy), so nothing was rolled back');
+      expect(lives()).toEqual(NODES.map(() => repo.commits.v3));
+      expect(await haproxy.servers()).toEqual(everyNodeInRotation);
+    } finally {
+      rmSync(hold, { force: true });
+      rmSync(hook, { force: true });
+    }
+  });
+
+  const rollback = (extra: Record<string, unknown> = {}) =>
+    env.client.workflow.start<typeof rollbackRelease>('rollbackRelease', { taskQueue: queue, workflowId: unique('rollback'), args: [{ environment: 'test', service: 'web', ...extra }] });
+
+  it('rollbackRelease cancelled at its gate changes nothing', async () => {
+    const before = lives();
+    const h = await rollback({ approval: {} });
+    await openGate(h, 'approval');
+    await h.cancel();
+    const st = await cancelledRun(h);
+    expect(st.undo?.putBack).toEqual([]);
+    expect(st.error).toContain('nothing to put back');
+    expect(lives()).toEqual(before);
+  });
+
+  it('rollbackRelease cancelled mid-switch puts the switched nodes back where they were, under load', async () => {
+    const before = lives();
+    writeFileSync(path.join(nodeDir('h2'), 'slow-restart'), '');
+    try {
+      const { value: st, load } = await underLoad(async () => {
+        const h = await rollback();
+        await running(h, (s) => s.host === 'h2' && s.name === 'restart', 'the restart of h2');
+        expect(live('h1')).not.toBe(before[0]);
+        await h.cancel();
+        return cancelledRun(h);
+      });
+      expect(load.failed, load.errors.join('\n')).toBe(0);
+      expect(lives()).toEqual(before);
+      expect(await haproxy.servers()).toEqual(everyNodeInRotation);
+      expect(st.undo?.putBack).toEqual([`roll h2 back to ${before[1]}`, `roll h1 back to ${before[0]}`]);
+      expect(st.steps.some((s) => s.host === 'h3')).toBe(false);
+    } finally {
+      rmSync(path.join(nodeDir('h2'), 'slow-restart'), { force: true });
     }
   });
 });

@@ -10,7 +10,7 @@ import { SA_ENVIRONMENT } from '../src/common/constants';
 import { fleetRunInput } from '../src/schemas/fleetRun';
 import { WORKFLOWS } from '../src/schemas/index';
 import type { FleetRunResult } from '../src/workflows/fleetRun';
-import type { RunStatus } from '../src/workflows/gates';
+import type { RunStatus } from '../src/runbook/protocol';
 import { failureOf, fleet, hostFile, readHostFile, runOpsflow, startWorker, testEnv, unique, waitFor, writeInventory } from './support/harness';
 
 let env: TestWorkflowEnvironment;

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AesGcmCodec, CodecError, ENCODING, KEY_ID } from '../src/codec/aesGcm';
 import { KeyError, keyringFromEnv, parseKeys } from '../src/codec/keys';
 import { startCodecServer, type CodecServer } from '../src/codec/server';
-import type { RunStatus } from '../src/workflows/gates';
+import type { RunStatus } from '../src/runbook/protocol';
 import { findTemporalCli } from '../src/temporal/binary';
 import { startWorker, testEnv, unique, waitFor, writeInventory } from './support/harness';
 

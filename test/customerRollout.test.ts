@@ -11,9 +11,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import type { CustomerRolloutInput } from '../src/schemas/customerRollout';
 import type { customerRollout } from '../src/workflows/customerRollout';
-import type { RunStatus } from '../src/workflows/gates';
+import type { RunStatus } from '../src/runbook/protocol';
 import { FLEET_USER } from './support/fleet';
-import { failureOf, fleet, freePort, hostFile, recordHistory, startWorker, testEnv, unique, waitFor } from './support/harness';
+import { cancelledRun, failureOf, fleet, freePort, hostFile, recordHistory, startWorker, testEnv, unique, waitFor } from './support/harness';
 import { startReleaseRepo, type ReleaseRepo } from './support/releaseRepo';
 
 const CUSTOMERS = ['acme', 'globex', 'initech'];
@@ -37,6 +37,7 @@ beforeAll(async () => {
   repo = await startReleaseRepo([
     ['v1', 200],
     ['v2', 200],
+    ['v3', 200],
   ]);
   const f = fleet();
   const environments: Record<string, unknown> = {};
@@ -166,5 +167,39 @@ describe('customerRollout', () => {
     const plan = await (await start('v2', { dryRun: true })).result();
     expect(plan.plan?.map((p) => [p.customer, p.staging.length, p.production.length])).toEqual(CUSTOMERS.map((c) => [c, 1, 1]));
     expect(live('staging', 'acme')).toBe(repo.commits.v2);
+  });
+});
+
+describe('customerRollout cancelled', () => {
+  it('cancels the deploys in flight; each puts its node back before the rollout ends Canceled', async () => {
+    const customers = ['acme', 'initech'];
+    // Staging on v1 first (a rollout stopped at its gate), so each deploy below has a release to go back to.
+    const first = await start('v1', { customers });
+    await openGate(first);
+    await first.executeUpdate('reject', { args: [{ by: 'alice', reason: 'staging only' }] });
+    await failureOf(first);
+    const before = customers.map((c) => live('staging', c));
+    expect(before).toEqual([repo.commits.v1, repo.commits.v1]);
+    for (const c of customers) writeFileSync(path.join(dir('staging', c), 'slow-restart'), '');
+    try {
+      const h = await start('v3', { customers, concurrency: 2 });
+      const children = customers.map((c) => env.client.workflow.getHandle(`${h.workflowId}/staging/${c}`));
+      for (const child of children) {
+        await waitFor(async () => (await status(child).catch(() => undefined))?.steps.find((s) => s.name === 'restart' && s.state === 'running'), `the restart in ${child.workflowId}`, 90_000);
+      }
+      await h.cancel();
+      const st = await cancelledRun(h);
+      // The rollout ended only after its deploys had undone their changes and ended.
+      for (const child of children) expect((await child.describe()).status.name).toBe('CANCELLED');
+      for (const [i, child] of children.entries()) {
+        const childStatus = await cancelledRun(child);
+        expect(childStatus.undo?.putBack).toEqual([`roll h4 back to ${before[i]}`]);
+      }
+      expect(customers.map((c) => live('staging', c))).toEqual(before);
+      expect(st.error).toContain('acme: staging cancelled, production not-started; initech: staging cancelled, production not-started');
+      expect(CUSTOMERS.map((c) => live('production', c))).not.toContain(repo.commits.v3);
+    } finally {
+      for (const c of customers) rmSync(path.join(dir('staging', c), 'slow-restart'), { force: true });
+    }
   });
 });

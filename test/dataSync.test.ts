@@ -2,7 +2,7 @@
 // through an SFTP remote on a fleet host (host keys checked against the fleet's known_hosts), and run on a fleet
 // host over SSH. The roles registry decides the direction; production is never a destination.
 import { execFileSync } from 'node:child_process';
-import { chmodSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { WorkflowHandle } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
@@ -10,8 +10,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DataSyncInput } from '../src/schemas/dataSync';
 import type { dataSync } from '../src/workflows/dataSync';
 import { changeRolesUpdate, rolesWorkflowId, type systemRoles } from '../src/workflows/systemRoles';
-import { artifactsDir, makeTree, treeDigest, writeDataInventory } from './support/data';
-import { failureOf, fleet, recordHistory, startWorker, testEnv, unique } from './support/harness';
+import { artifactsDir, makeTree, sftpConfig, treeDigest, writeDataInventory } from './support/data';
+import { cancelledRun, failureOf, fleet, recordHistory, startWorker, testEnv, unique, waitFor } from './support/harness';
 
 let env: TestWorkflowEnvironment;
 let worker: { stop(): Promise<void> };
@@ -22,27 +22,6 @@ const hostRoot = (h: string) => path.join((fleet().hosts.find((x) => x.name === 
 const sftpDest = () => path.join(hostRoot('h2'), unique('sftp-files'));
 let sftpTarget: string;
 let remoteRoot: string;
-
-function sftpConfig(file: string, knownHosts?: string): string {
-  const h2 = fleet().hosts[1];
-  writeFileSync(
-    file,
-    [
-      '[fleet]',
-      'type = sftp',
-      `host = ${h2.address}`,
-      `port = ${h2.port}`,
-      `user = ${fleet().user}`,
-      `key_file = ${fleet().identityFile}`,
-      ...(knownHosts ? [`known_hosts_file = ${knownHosts}`] : []),
-      'shell_type = unix',
-      'md5sum_command = md5sum',
-      'sha1sum_command = sha1sum',
-      '',
-    ].join('\n'),
-  );
-  return file;
-}
 
 const infra = (files: string, extra: Record<string, unknown> = {}) => ({ aws: 'none', environment: 'test', files, ...extra });
 const system = (blue: string, green: string, extra: Record<string, unknown> = {}, greenExtra: Record<string, unknown> = {}) => ({
@@ -78,6 +57,7 @@ beforeAll(async () => {
       remotesys: system('src:', path.join(remoteRoot, 'dst'), { rcloneConfig: dir('alias.conf') }, { rcloneOn: 'h1' }),
       samefiles: system(dir('blue'), `${dir('blue')}/`),
       regsys: system(dir('reg-blue'), dir('reg-green')),
+      slowsys: system(dir('slow-src'), dir('slow-dst')),
     },
   });
   worker = await startWorker(env, inventory, queue);
@@ -145,6 +125,32 @@ describe('dataSync: files', () => {
     const r2 = await (await start({ system: 'sftpsys' })).result();
     expect((r2.files as { sync: { deletes: number } }).sync.deletes).toBeGreaterThan(0);
     expect(treeDigest(sftpTarget)).toEqual(treeDigest(dir('sftp-src')));
+  });
+
+  it('cancelled mid-copy: rclone is stopped before the run ends, the files it was writing are removed, every file left is whole', async () => {
+    makeTree(dir('slow-src'), { small: 40, large: 4, largeMb: 20, seed: 'slow' });
+    // Production's files are older than the sync, as in life: a file rclone finishes carries its time.
+    const yesterday = new Date(Date.now() - 86_400_000);
+    for (const file of treeDigest(dir('slow-src')).keys()) utimesSync(path.join(dir('slow-src'), file), yesterday, yesterday);
+    const rcloneInto = (dst: string) => execFileSync('ps', ['-eo', 'pid,args'], { encoding: 'utf8' }).split('\n').filter((l) => l.includes('rclone') && l.includes(dst));
+    // Slowed down so that the run is cancelled mid-copy: rclone takes its flags from the environment it inherits.
+    process.env.RCLONE_BWLIMIT = '2M';
+    try {
+      const h = await start({ system: 'slowsys' });
+      await waitFor(() => [0, 1, 2, 3].some((i) => (statSync(dir(`slow-dst/large/big${i}.bin`), { throwIfNoEntry: false })?.size ?? 0) > 0), 'rclone to be writing a large file', 60_000, 50);
+      expect(rcloneInto(dir('slow-dst'))).not.toEqual([]);
+      await h.cancel();
+      const s = await cancelledRun(h);
+      expect(s.undo?.putBack).toEqual([`remove what rclone left unfinished in ${dir('slow-dst')}`]);
+      expect(s.steps.map((x) => x.name)).toContainEqual(expect.stringMatching(/^removed \d+ unfinished file\(s\): .*large\/big\d\.bin/));
+      expect(rcloneInto(dir('slow-dst'))).toEqual([]);
+    } finally {
+      delete process.env.RCLONE_BWLIMIT;
+    }
+    const src = treeDigest(dir('slow-src'));
+    const left = treeDigest(dir('slow-dst'));
+    expect(left.size).toBeLessThan(src.size);
+    for (const [file, digest] of left) expect([file, digest]).toEqual([file, src.get(file)]);
   });
 
   it('refuses an SFTP host whose key known_hosts does not list, and a remote that would accept any key', async () => {

@@ -2,16 +2,17 @@
 // runs the command twice. For rollingUpgrade, the remote run guard collects the interrupted upgrade instead of
 // starting it again, and the line goes on in order.
 import type { ChildProcess } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { WorkflowHandle } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { fleetRun } from '../src/workflows/fleetRun';
-import type { RunStatus } from '../src/workflows/gates';
+import type { RunStatus } from '../src/runbook/protocol';
 import type { rollingUpgrade } from '../src/workflows/rollingUpgrade';
-import { readHostFile, recordHistory, spawnWorker, testEnv, unique, waitFor, writeInventory } from './support/harness';
+import { fleetHome, hostKeyFingerprint, type FleetHost } from './support/fleet';
+import { fleet, readHostFile, recordHistory, spawnWorker, testEnv, unique, waitFor, writeInventory } from './support/harness';
 
 const UPGRADE_HOSTS = ['h4', 'h5', 'h6'];
 const logDir = mkdtempSync(path.join(tmpdir(), 'opsflow-upgrade-kill-'));
@@ -61,26 +62,32 @@ describe('a worker killed with SIGKILL', () => {
     recordHistory(h, 'fleetRun-killed-at-gate');
   });
 
-  it('while the command runs: the retry collects the result and no host runs it twice', async () => {
+  // The fleet's hosts share one home and one /var/tmp: each retry must collect its own host's run.
+  it('while the command runs: the retry collects each host\'s own result and no host runs it twice', async () => {
     const queue = unique('kill-run');
-    const counter = unique('count');
+    const log = path.join(fleetHome(), `${unique('ran')}.log`);
+    const lines = () => readFileSync(log, 'utf8').split('\n').filter(Boolean);
     const first = worker(queue);
     const h = await env.client.workflow.start<typeof fleetRun>('fleetRun', {
       taskQueue: queue,
       workflowId: unique('kill-run'),
-      args: [{ environment: 'test', target: { group: 'app' }, command: ['sh', '-c', `echo ran >> "$OPSFLOW_HOST_DIR/${counter}"; sleep 3; echo done`], concurrency: 3 }],
+      args: [{ environment: 'test', target: { group: 'app' }, command: ['sh', '-c', 'echo "$1" >> "$2"; sleep 3; echo "$1"', 'sh', '{node}', log], concurrency: 3 }],
     });
-    await waitFor(() => ['h4', 'h5', 'h6'].every((host) => readHostFile(host, counter)), 'the command to start on every host', 60_000);
+    await waitFor(() => existsSync(log) && lines().length === 3, 'the command to start on every host', 60_000);
     await kill(first);
     worker(queue);
     const result = await h.result();
     expect(result.ok).toBe(true);
     expect(result.hosts.map((r) => [r.host, r.stdout.trim(), r.resumed])).toEqual([
-      ['h4', 'done', true],
-      ['h5', 'done', true],
-      ['h6', 'done', true],
+      ['h4', 'h4', true],
+      ['h5', 'h5', true],
+      ['h6', 'h6', true],
     ]);
-    for (const host of ['h4', 'h5', 'h6']) expect(readHostFile(host, counter)).toBe('ran\n');
+    for (const r of result.hosts) {
+      const host = fleet().hosts.find((x) => x.name === r.host) as FleetHost;
+      expect(r.ranOn).toEqual({ hostKey: hostKeyFingerprint(host), bootId: readFileSync(path.join(host.dir, 'boot_id'), 'utf8').trim() });
+    }
+    expect(lines().sort()).toEqual(['h4', 'h5', 'h6']);
     recordHistory(h, 'fleetRun-killed-mid-command');
   });
 });
@@ -102,7 +109,7 @@ describe('rollingUpgrade with its worker killed', () => {
           environment: 'test',
           order: UPGRADE_HOSTS,
           rollbackPlan: 'nothing to roll back: the test upgrade only counts',
-          upgrade: { command: ['sh', '-c', `echo "$OPSFLOW_HOST" >> ${order}; echo ran >> "$OPSFLOW_HOST_DIR/${counter}"; sleep 3; echo upgraded`], sudo: false },
+          upgrade: { command: ['sh', '-c', `echo "{node}" >> ${order}; echo ran >> "{root}/${counter}"; sleep 3; echo upgraded`], sudo: false },
           packages: ['dash'],
           checks: [{ kind: 'command', command: ['test', '-d', '/tmp'] }],
           approval: { approvers: ['alice'] },

@@ -1,14 +1,25 @@
 // fleetRun against real sshd hosts on loopback and a real Temporal dev server.
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { WorkflowFailedError, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
 import { workflowMetadataQuery } from '@temporalio/workflow';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FleetRunInput } from '../src/schemas/fleetRun';
 import type { fleetRun } from '../src/workflows/fleetRun';
-import type { RunStatus } from '../src/workflows/gates';
+import type { RunStatus } from '../src/runbook/protocol';
 import { failureOf, fleet, readHostFile, recordHistory, startWorker, testEnv, unique, waitFor, writeInventory } from './support/harness';
+import { fleetHome, FLEET_USER, hostKeyFingerprint, type FleetHost } from './support/fleet';
+import { stepKey } from '../src/activities/ssh/remoteRun';
+
+/** Where the run guard keeps its state on the fleet's hosts: its default, as on a real host. */
+const GUARD_STATE = `/var/tmp/opsflow-${FLEET_USER}`;
+/** The identity a fleet host's results must carry: its own host key and its own boot id. */
+const ranOn = (host: string) => {
+  const h = fleet().hosts.find((x) => x.name === host) as FleetHost;
+  return { hostKey: hostKeyFingerprint(h), bootId: readFileSync(path.join(h.dir, 'boot_id'), 'utf8').trim() };
+};
 
 let env: TestWorkflowEnvironment;
 let worker: { stop(): Promise<void> };
@@ -48,7 +59,7 @@ async function refusal(p: Promise<unknown>): Promise<string> {
 
 describe('fleetRun', () => {
   it('runs the command on every host of the group and reports each', async () => {
-    const h = await start({ target: { group: 'app' }, command: ['sh', '-c', 'echo "$OPSFLOW_HOST"; echo warn >&2'] });
+    const h = await start({ target: { group: 'app' }, command: ['sh', '-c', 'echo "$1"; echo warn >&2', 'sh', '{node}'] });
     const result = await h.result();
     expect(result.ok).toBe(true);
     expect(result.summary).toMatchObject({ total: 3, succeeded: 3, failed: 0 });
@@ -63,9 +74,47 @@ describe('fleetRun', () => {
     recordHistory(h, 'fleetRun-success');
   });
 
+  // The fleet's hosts share one home directory, as NFS homes do, and one /var/tmp: the run guard's state of
+  // one host must never pass for another's.
+  it('hosts that share one home each run the command once and report their own result', async () => {
+    const log = path.join(fleetHome(), `${unique('ran')}.log`);
+    const h = await start({ command: ['sh', '-c', 'echo "$1" >> "$2"; echo "$1"', 'sh', '{node}', log] });
+    const result = await h.result();
+    expect(readFileSync(log, 'utf8').split('\n').filter(Boolean).sort()).toEqual(['h1', 'h2', 'h3']);
+    expect(result.hosts.map((r) => [r.host, r.state, r.stdout.trim(), r.resumed])).toEqual([
+      ['h1', 'succeeded', 'h1', false],
+      ['h2', 'succeeded', 'h2', false],
+      ['h3', 'succeeded', 'h3', false],
+    ]);
+    for (const r of result.hosts) expect(r.ranOn).toEqual(ranOn(r.host));
+  });
+
+  it('refuses a recorded run made by another host, naming both, and a retry runs the command on this host', async () => {
+    const log = path.join(fleetHome(), `${unique('ran')}.log`);
+    const h = await start({ target: { hosts: ['h1'] }, command: ['sh', '-c', 'echo "$1" >> "$2"; echo "$1"', 'sh', '{node}', log], approval: {} });
+    await openGate(h, 'approval');
+    // As if h2 had run this step in h1's state directory and recorded a success.
+    const other = ranOn('h2');
+    const planted = path.join(GUARD_STATE, 'runs', stepKey(h.workflowId, (await h.describe()).runId, 'run#1', 'h1'));
+    for (const d of [GUARD_STATE, path.dirname(planted), planted]) execFileSync('install', ['-d', '-o', FLEET_USER, '-m', '700', d]);
+    writeFileSync(path.join(planted, 'id'), `${other.hostKey} ${other.bootId}\n`);
+    writeFileSync(path.join(planted, 'rc'), '0\n');
+    writeFileSync(path.join(planted, 'out'), 'borrowed\n');
+    execFileSync('chown', ['-R', FLEET_USER, planted]);
+    await h.executeUpdate('approve', { args: [{ by: 'alice' }] });
+    const gate = await openGate(h, 'failure');
+    expect(gate.evidence).toContain(`made by host key ${other.hostKey} in boot ${other.bootId}, but h1 is host key ${ranOn('h1').hostKey}`);
+    expect(existsSync(log)).toBe(false);
+    await h.executeUpdate('resolve', { args: [{ action: 'retry', by: 'alice' }] });
+    const result = await h.result();
+    expect(result.hosts.map((r) => [r.host, r.state, r.stdout.trim(), r.resumed, r.ranOn])).toEqual([['h1', 'succeeded', 'h1', false, ranOn('h1')]]);
+    expect(readFileSync(log, 'utf8')).toBe('h1\n');
+  });
+
   it('passes every argument literally: no shell on the way', async () => {
     const marker = unique('pwned');
-    const nasty = ['; rm -rf /', `$(touch /tmp/${marker})`, '`id`', "it's \"quoted\"", '*', '\\n', 'a\nb'];
+    // Braces that are not the host's placeholders stay as written: a shell's ${node}, an unknown {name}.
+    const nasty = ['; rm -rf /', `$(touch /tmp/${marker})`, '`id`', "it's \"quoted\"", '*', '\\n', 'a\nb', '${node}', '{nope}', '{ print }'];
     const h = await start({ target: { hosts: ['h1'] }, command: ['printf', '%s|', ...nasty] });
     const result = await h.result();
     expect(result.hosts[0].stdout).toBe(nasty.map((a) => `${a}|`).join(''));
@@ -90,7 +139,7 @@ describe('fleetRun', () => {
   it('stops starting hosts past the error budget, and skip finishes with the failures recorded', async () => {
     const h = await start({
       target: { group: 'all' },
-      command: ['sh', '-c', 'case "$OPSFLOW_HOST" in h1|h2) echo broken >&2; exit 3;; esac'],
+      command: ['sh', '-c', 'case "$1" in h1|h2) echo broken >&2; exit 3;; esac', 'sh', '{node}'],
       concurrency: 1,
       maxErrors: 1,
     });
@@ -105,7 +154,7 @@ describe('fleetRun', () => {
   });
 
   it('a percentage error budget counts against the number of targets', async () => {
-    const h = await start({ target: { group: 'all' }, command: ['sh', '-c', 'test "$OPSFLOW_HOST" != h1'], concurrency: 1, maxErrors: '20%', failure: { onFailure: 'fail' } });
+    const h = await start({ target: { group: 'all' }, command: ['sh', '-c', 'test "$1" != h1', 'sh', '{node}'], concurrency: 1, maxErrors: '20%', failure: { onFailure: 'fail' } });
     const { message, type } = await failureOf(h);
     expect(type).toBe('HostsFailed');
     expect(message).toContain('1 host(s) failed');
@@ -114,7 +163,7 @@ describe('fleetRun', () => {
 
   it('a failure gate answered with retry runs the failed hosts again', async () => {
     const flag = unique('flag');
-    const h = await start({ target: { group: 'web' }, command: ['sh', '-c', `f="$OPSFLOW_HOST_DIR/${flag}"; test "$OPSFLOW_HOST" != h2 || test -e "$f" || { touch "$f"; exit 1; }`] });
+    const h = await start({ target: { group: 'web' }, command: ['sh', '-c', `f="$2/${flag}"; test "$1" != h2 || test -e "$f" || { touch "$f"; exit 1; }`, 'sh', '{node}', '{root}'] });
     await openGate(h, 'failure');
     await h.executeUpdate('resolve', { args: [{ action: 'retry', by: 'alice' }] });
     const result = await h.result();
@@ -211,9 +260,9 @@ describe('fleetRun', () => {
     expect(existsSync(`/tmp/${marker} x`)).toBe(false);
   });
 
-  it('kills the remote command when it exceeds its timeout', async () => {
+  it('kills the remote command when it exceeds its timeout, under sudo too', async () => {
     const tag = `${Math.floor(Math.random() * 1e6)}.5`;
-    const h = await start({ target: { hosts: ['h1'] }, command: ['sleep', tag], timeout: '1s', failure: { onFailure: 'fail' } });
+    const h = await start({ target: { hosts: ['h1'] }, command: ['sleep', tag], sudo: true, timeout: '1s', failure: { onFailure: 'fail' } });
     const { message } = await failureOf(h);
     expect(message).toContain('timed out');
     await waitFor(() => spawnSync('pgrep', ['-f', `sleep ${tag}`]).status === 1, 'the remote sleep to be killed', 10_000);

@@ -12,12 +12,12 @@ import type { WorkflowHandle } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { HotStandbyReleaseInput } from '../src/schemas/hotStandbyRelease';
-import type { RunStatus } from '../src/workflows/gates';
+import type { RunStatus } from '../src/runbook/protocol';
 import type { hotStandbyRelease } from '../src/workflows/hotStandbyRelease';
 import { rolesQuery, rolesWorkflowId, type RolesState } from '../src/workflows/systemRoles';
 import { FLEET_USER } from './support/fleet';
 import { startCloudflareDouble, type CloudflareDouble } from './support/cloudflareDouble';
-import { failureOf, fleet, freePort, hostFile, portOpen, readHostFile, recordHistory, runOpsflow, spawnWorker, startWorker, testEnv, unique, waitFor, writeInventory } from './support/harness';
+import { cancelledRun, failureOf, fleet, freePort, hostFile, portOpen, readHostFile, recordHistory, runOpsflow, spawnWorker, startWorker, testEnv, unique, waitFor, writeInventory } from './support/harness';
 import { startMoto, type TestMoto } from './support/moto';
 import { startPostgres, type TestPostgres } from './support/postgres';
 import { startReleaseRepo, type ReleaseRepo } from './support/releaseRepo';
@@ -83,7 +83,7 @@ function start(input: Partial<HotStandbyReleaseInput>, id = unique('hsr')): Prom
   });
 }
 
-const sh = (script: string) => ({ host: 'web', command: ['sh', '-c', script] });
+const sh = (command: string[]) => ({ host: 'web', command });
 
 function inventory(): string {
   const infra = (name: Infra) => ({
@@ -92,9 +92,11 @@ function inventory(): string {
     database: `db-${name}`,
     url: `http://127.0.0.1:${(web[name === 'hk' ? 0 : 1] as ChildProcess & { port: number }).port}/`,
     addresses: Object.fromEntries(NAMES.map((n) => [n, { eip: `eip-${n}` }])),
-    maintenance: { on: sh('touch "$OPSFLOW_HOST_DIR/maintenance"'), off: sh('rm -f "$OPSFLOW_HOST_DIR/maintenance"') },
+    // Maintenance off takes a moment, as a real one does: long enough for a test to act while it runs.
+    // The host's own directory is a path the inventory names, as a real host's would be: fleet hosts share a home.
+    maintenance: { on: sh(['touch', hostFile(INFRA[name].host, 'maintenance')]), off: sh(['sh', '-c', 'sleep 2; rm -f "$1"', 'off', hostFile(INFRA[name].host, 'maintenance')]) },
     // The release id arrives as one argument ($1), never as shell text.
-    deploy: { host: 'web', command: ['sh', '-c', 'printf %s "$1" > "$OPSFLOW_HOST_DIR/release.txt"', 'deploy', '{release}'] },
+    deploy: { host: 'web', command: ['sh', '-c', 'printf %s "$1" > "$2"', 'deploy', '{release}', hostFile(INFRA[name].host, 'release.txt')] },
     checks: [
       { url: `http://127.0.0.1:${(web[name === 'hk' ? 0 : 1] as ChildProcess & { port: number }).port}/release.txt`, body: '{release}' },
       { url: `http://127.0.0.1:${(web[name === 'hk' ? 0 : 1] as ChildProcess & { port: number }).port}/healthy` },
@@ -218,6 +220,17 @@ afterAll(async () => {
 
 const paused = async (kind: string) => (await env.client.schedule.getHandle(`opsflow:gigadb:${kind}`).describe()).state.paused;
 
+/** gigadb as it was before a run that ended early: its DNS records and roles, no embargo, schedules on, maintenance off. */
+async function expectAsBefore(dns: Record<string, string[]>, rolesBefore: RolesState): Promise<void> {
+  expect(await route53Records()).toEqual(dns);
+  const after = await roles();
+  expect([after.production, after.standby]).toEqual([rolesBefore.production, rolesBefore.standby]);
+  expect(after.embargo).toBeUndefined();
+  expect(await paused('files')).toBe(false);
+  expect(await paused('database')).toBe(false);
+  expect(existsSync(hostFile(INFRA[rolesBefore.production as Infra].host, 'maintenance'))).toBe(false);
+}
+
 describe('hotStandbyRelease', () => {
   it('refuses bad input up front, changing nothing', async () => {
     const before = await route53Records();
@@ -287,12 +300,45 @@ describe('hotStandbyRelease', () => {
     const f = await failureOf(handle);
     expect(f.type).toBe('Rejected');
     expect(f.message).toMatch(/rejected by dave: search page broken/);
-    expect(await route53Records()).toEqual(before);
-    const after = await roles();
-    expect([after.production, after.standby]).toEqual([rolesBefore.production, rolesBefore.standby]);
-    expect(after.embargo).toBeUndefined();
-    expect(await paused('files')).toBe(false);
-    expect(existsSync(hostFile('h6', 'maintenance'))).toBe(false);
+    await expectAsBefore(before, rolesBefore);
+  });
+
+  it('cancelled at validation: DNS and roles as before, embargo lifted, schedules resumed, maintenance off; the run ends Canceled', async () => {
+    const before = await route53Records();
+    const rolesBefore = await roles();
+    const production = INFRA[rolesBefore.production as Infra].host;
+    const handle = await start({ release: 'v3c' });
+    await waitForGate(handle, 'validation');
+    expect(existsSync(hostFile(production, 'maintenance'))).toBe(true);
+    expect(await paused('files')).toBe(true);
+    await handle.cancel();
+    const s = await cancelledRun(handle);
+    expect(s.undo?.putBack).toEqual(['resume schedules', `maintenance off on ${rolesBefore.production}`, 'lift embargo']);
+    await expectAsBefore(before, rolesBefore);
+  });
+
+  it('cancelled after the DNS swap: the records back at Route53, roles as before, everything else restored; a second cancel does not stop the undo', async () => {
+    const before = await route53Records();
+    const rolesBefore = await roles();
+    const standby = rolesBefore.standby as Infra;
+    const handle = await start({ release: 'v3d', sanityTimeout: '10m' });
+    await waitForGate(handle, 'validation');
+    // The standby passed its checks before validation; broken now, the sanity check after the swap keeps polling.
+    rmSync(hostFile(INFRA[standby].host, 'healthy'));
+    try {
+      await handle.executeUpdate('approve', { args: [{ by: 'alice' }] });
+      await waitFor(async () => (await status(handle)).steps.some((x) => x.name === `sanity check ${standby}` && x.state === 'running'), 'the sanity check after the swap', 60_000);
+      expect(await route53Records()).toEqual(addressesOf(standby));
+      await handle.cancel();
+      // Maintenance off takes a while (the inventory's command sleeps): cancel again while it runs.
+      await waitFor(async () => (await status(handle)).steps.some((x) => /maintenance off/.test(x.name) && x.state === 'running'), 'the undo to be under way', 60_000, 20);
+      await handle.cancel();
+      const s = await cancelledRun(handle);
+      expect(s.undo?.putBack).toEqual(['DNS back to the previous records', 'resume schedules', `maintenance off on ${rolesBefore.production}`, 'lift embargo']);
+    } finally {
+      asHostFile(INFRA[standby].host, 'healthy', 'ok\n');
+    }
+    await expectAsBefore(before, rolesBefore);
   });
 
   it('a truncated backup stops the release before anything is deployed; the standby keeps its data', async () => {

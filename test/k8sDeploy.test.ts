@@ -11,11 +11,11 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import type { K8sDeployInput } from '../src/schemas/k8sDeploy';
-import type { RunStatus } from '../src/workflows/gates';
+import type { RunStatus } from '../src/runbook/protocol';
 import type { k8sDeploy } from '../src/workflows/k8sDeploy';
 import { MIGRATION_WARNING } from '../src/workflows/k8sDeploy';
 import { startControlPlane, CRASHLOOP, NEVER_READY, type ControlPlane } from './support/k8s';
-import { failureOf, freePort, recordHistory, spawnWorker, startWorker, testEnv, unique, waitFor } from './support/harness';
+import { cancelledRun, failureOf, freePort, recordHistory, spawnWorker, startWorker, testEnv, unique, waitFor } from './support/harness';
 
 const OLD = 'registry.example.com/shop/web:1.0';
 const NEW = 'registry.example.com/shop/web:2.0';
@@ -31,7 +31,7 @@ const queue = unique('k8s');
 const spawned: ChildProcess[] = [];
 
 /** One service per test: its own namespace, a web deployment (app + sidecar), and a worker deployment for some. */
-const SERVICES = ['good', 'never', 'crash', 'reject', 'cancel', 'pair', 'killed', 'input', 'shop-hk', 'shop-eu'];
+const SERVICES = ['good', 'never', 'crash', 'reject', 'cancel', 'midway', 'pair', 'killed', 'input', 'shop-hk', 'shop-eu'];
 const namespace = (service: string) => `t-${service}`;
 
 beforeAll(async () => {
@@ -215,9 +215,25 @@ describe('k8sDeploy', () => {
     const h = await start({ service: 'cancel', promote: { approvers: ['alice'] } });
     await openGate(h, 'promote');
     await h.cancel();
-    const { type, message } = await failureOf(h);
-    expect(type).toBe('Cancelled');
-    expect(message).toContain('the run was cancelled; rolled back web to revision 1');
+    const s = await cancelledRun(h);
+    expect(s.undo?.putBack).toEqual(['roll web back to revision 1']);
+    expect(s.gates.find((g) => g.id === 'promote')?.state).toBe('cancelled');
+    await settled(ns, 'web');
+    expect(await images(ns, 'web')).toEqual({ app: OLD, sidecar: SIDECAR });
+    expect(await currentReplicaSet(ns, 'web')).toBe(before);
+  });
+
+  it('cancelled mid-rollout: back on the old image; a second cancel during the rollback does not stop it', async () => {
+    const ns = namespace('midway');
+    const before = await currentReplicaSet(ns, 'web');
+    // Never ready: the rollout stays in progress until its deadline, and the run is cancelled before that.
+    const h = await start({ service: 'midway', image: `${NEW}${NEVER_READY}` });
+    await waitFor(async () => (await status(h)).steps.some((s) => s.name.startsWith('rollout web: ')), 'the rollout to be followed', 60_000, 50);
+    await h.cancel();
+    await waitFor(async () => (await status(h)).steps.some((s) => s.name === 'undo: roll web back to revision 1' && s.state === 'running'), 'the rollback to start', 60_000, 20);
+    await h.cancel();
+    const s = await cancelledRun(h);
+    expect(s.undo?.putBack).toEqual(['roll web back to revision 1']);
     await settled(ns, 'web');
     expect(await images(ns, 'web')).toEqual({ app: OLD, sidecar: SIDECAR });
     expect(await currentReplicaSet(ns, 'web')).toBe(before);

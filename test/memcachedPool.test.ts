@@ -3,16 +3,16 @@
 // restart makes the new pool live; its check command writes and reads a key through the application.
 import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { WorkflowHandle } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { MemcachedPoolInput } from '../src/schemas/memcachedPool';
-import type { RunStatus } from '../src/workflows/gates';
+import type { RunStatus } from '../src/runbook/protocol';
 import type { memcachedPool } from '../src/workflows/memcachedPool';
 import { APP_CTL, APP_PY, appDirTemplate, startDataApp, type DataApp } from './support/dataapp';
-import { failureOf, freePort, portOpen, recordHistory, startWorker, testEnv, unique, waitFor, writeInventory } from './support/harness';
+import { cancelledRun, failureOf, freePort, portOpen, recordHistory, startWorker, testEnv, unique, waitFor, writeInventory } from './support/harness';
 
 const CLIENTS = ['h1', 'h2'];
 const name = unique('mcpool');
@@ -100,6 +100,31 @@ describe('memcachedPool', () => {
     for (const app of apps) {
       expect(app.config()).toEqual({ memcached: [oldServer] });
       expect(existsSync(path.join(app.dir, 'config.json.opsflow-previous'))).toBe(false);
+    }
+  });
+
+  it('cancelled mid-way (h1 switched, h2 at a failure gate): h1 gets the previous pool file back and restarts', async () => {
+    const hold = path.join(appDirTemplate(name), 'hold-verify');
+    writeFileSync(hold.replace('{node}', 'h2'), '');
+    try {
+      // verify fails on a client while its hold file exists: h2 stops the line at its pre-checks.
+      const verify = ['sh', '-c', 'if [ -e "$0" ]; then echo "held by the test" >&2; exit 1; fi; exec "$@"', hold, 'python3', APP_PY, 'check', `http://{address}:${appPort}`, 'cache'];
+      const h = await start({ verify });
+      await openGate(h);
+      await h.executeUpdate('approve', { args: [{ by: 'alice' }] });
+      await waitFor(async () => (await status(h)).gates.find((g) => g.state === 'open' && g.kind === 'failure'), 'the failure gate of h2', 60_000);
+      expect(apps[0].config()).toEqual({ memcached: [`127.0.0.1:${newServer}`] });
+      await h.cancel();
+      const st = await cancelledRun(h);
+      expect(st.undo?.putBack).toEqual([`put the previous ${path.join(appDirTemplate(name), 'config.json')} back on h1 and restart`]);
+      expect(st.error).toContain('upgraded: h1; skipped: none; interrupted: h2; untouched: none');
+      for (const app of apps) {
+        expect(app.config()).toEqual({ memcached: [oldServer] });
+        // Restarted on the file put back: the running application uses the old pool again.
+        expect(JSON.parse((await app.get('/config')).text).memcached).toEqual([oldServer]);
+      }
+    } finally {
+      rmSync(hold.replace('{node}', 'h2'), { force: true });
     }
   });
 

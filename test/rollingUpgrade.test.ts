@@ -1,18 +1,19 @@
 // rollingUpgrade on fleet hosts h7-h9, which these tests reboot: a host's "reboot" restarts its sshd with a new
 // boot id (test/fleet/fleet.sh restart-host), and can be made to come back late or never. A real memcached
 // stands for the service checked before and after.
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, chmodSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import type { WorkflowHandle } from '@temporalio/client';
+import { CancelledFailure, WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RollingUpgradeInput } from '../src/schemas/rollingUpgrade';
-import type { RunStatus } from '../src/workflows/gates';
+import type { RunStatus } from '../src/runbook/protocol';
 import type { rollingUpgrade } from '../src/workflows/rollingUpgrade';
-import { fleetScript, type FleetHost } from './support/fleet';
-import { failureOf, fleet, freePort, portOpen, startWorker, testEnv, unique, waitFor, writeInventory } from './support/harness';
+import { fleetHome, fleetScript, type FleetHost } from './support/fleet';
+import { cancelledRun, failureOf, fleet, freePort, portOpen, startWorker, testEnv, unique, waitFor, writeInventory } from './support/harness';
+import { startHaproxy, type Haproxy } from './support/haproxy';
 
 const HOSTS = ['h7', 'h8', 'h9'];
 let env: TestWorkflowEnvironment;
@@ -65,8 +66,10 @@ function start(input: Partial<RollingUpgradeInput>, id = unique('upgrade')): Pro
         environment: 'test',
         order: HOSTS,
         rollbackPlan: 'reinstall the previous packages',
-        upgrade: { command: ['sh', '-c', `test ! -e "$OPSFLOW_HOST_DIR/fail-upgrade" && echo "$OPSFLOW_HOST" >> ${log} && echo done > "$OPSFLOW_HOST_DIR/upgraded-${id}"`], sudo: false },
-        reboot: { command: ['sh', '-c', 'touch "$OPSFLOW_HOST_DIR/reboot-requested"'], sudo: false, bootIdCommand: ['sh', '-c', 'cat "$OPSFLOW_BOOT_ID_FILE"'], timeout: '8s' },
+        // {root}: the host's own directory (the fleet's hosts share one home); the boot id comes from the
+        // inventory's bootIdFile, the default bootIdCommand.
+        upgrade: { command: ['sh', '-c', `test ! -e "{root}/fail-upgrade" && echo "{node}" >> ${log} && echo done > "{root}/upgraded-${id}"`], sudo: false },
+        reboot: { command: ['touch', '{root}/reboot-requested'], sudo: false, timeout: '8s' },
         packages: ['dash'],
         checks: [
           { kind: 'memcached', host: '127.0.0.1', port: memcachedPort, version: { atLeast: '1.5' }, memoryLimitMb: 64 },
@@ -166,13 +169,13 @@ describe('rollingUpgrade', () => {
   });
 
   it('passes shell syntax in the upgrade command as one literal argument, and names the host in {node}', async () => {
-    const text = '; touch "$OPSFLOW_HOST_DIR/pwned" $(touch /tmp/opsflow-pwned) `reboot`';
-    const h = await start({ order: ['h7'], reboot: undefined, checks: [], upgrade: { command: ['sh', '-c', 'printf %s "$2" > "$OPSFLOW_HOST_DIR/arg-$1"', 'upgrade', '{node}', text], sudo: false } });
+    const text = '; touch "$HOME/opsflow-pwned" $(touch /tmp/opsflow-pwned) `reboot`';
+    const h = await start({ order: ['h7'], reboot: undefined, checks: [], upgrade: { command: ['sh', '-c', 'printf %s "$3" > "$2/arg-$1"', 'upgrade', '{node}', '{root}', text], sudo: false } });
     await openGate(h, 'approval');
     await h.executeUpdate('approve', { args: [{ by: 'alice' }] });
     expect((await h.result()).upgraded).toEqual(['h7']);
     expect(readFileSync(file('h7', 'arg-h7'), 'utf8')).toBe(text);
-    expect(existsSync(file('h7', 'pwned'))).toBe(false);
+    expect(existsSync(path.join(fleetHome(), 'opsflow-pwned'))).toBe(false);
     expect(existsSync('/tmp/opsflow-pwned')).toBe(false);
   });
 
@@ -180,7 +183,95 @@ describe('rollingUpgrade', () => {
     const h = await start({ dryRun: true });
     const result = await h.result();
     expect(result.plan?.map((p) => p.host)).toEqual(HOSTS);
-    expect(result.plan?.[0].steps.join('\n')).toContain('reboot: sh -c');
+    expect(result.plan?.[0].steps.join('\n')).toContain('reboot: touch');
     expect(execFileSync('ls', [path.join(host('h7').dir, 'root')], { encoding: 'utf8' })).not.toContain(`upgraded-${h.workflowId}`);
+  });
+});
+
+describe('rollingUpgrade cancelled mid-host', () => {
+  // h7-h9 behind a real HAProxy (a health endpoint on each host's address), so the line takes hosts out of
+  // rotation; a worker of its own reads that inventory.
+  const balancedQueue = unique('upgrade-lb');
+  let haproxy: Haproxy;
+  let balancedWorker: { stop(): Promise<void> };
+  const healthServers: ChildProcess[] = [];
+  const HEALTH = 'import http.server as h, sys\nclass H(h.BaseHTTPRequestHandler):\n  def do_GET(s): s.send_response(200); s.end_headers()\n  def log_message(s, *a): pass\nh.HTTPServer((sys.argv[1], int(sys.argv[2])), H).serve_forever()';
+
+  beforeAll(async () => {
+    const port = await freePort();
+    for (const h of HOSTS) healthServers.push(spawn('python3', ['-c', HEALTH, host(h).address, String(port)], { stdio: 'ignore' }));
+    haproxy = await startHaproxy('svc', HOSTS.map((h) => ({ name: h, address: host(h).address, port })));
+    await waitFor(async () => Object.values(await haproxy.servers()).every((st) => st === 'UP'), 'every server UP in HAProxy');
+    const svc = {
+      nodes: HOSTS,
+      blue: 'h7',
+      release: { root: '{root}/svc', live: '{root}/svc/current', restart: ['true'] },
+      health: { url: `http://{address}:${port}/health` },
+      haproxy: { backend: 'svc', socket: haproxy.socket, drainTimeout: '5s' },
+    };
+    balancedWorker = await startWorker(env, writeInventory({ hosts: Object.fromEntries(HOSTS.map((h) => [h, { address: host(h).address }])), services: { svc } }), balancedQueue);
+  });
+
+  afterAll(async () => {
+    await balancedWorker?.stop();
+    await haproxy?.stop();
+    for (const p of healthServers) p.kill();
+  });
+
+  /** A line h7, h8, h9 whose upgrade on h8 runs until it is stopped; returns once h8's upgrade runs. */
+  async function cancellableLine(tag: string, checks: RollingUpgradeInput['checks']): Promise<WorkflowHandle<typeof rollingUpgrade>> {
+    const h = await env.client.workflow.start<typeof rollingUpgrade>('rollingUpgrade', {
+      taskQueue: balancedQueue,
+      workflowId: unique('upgrade-cancel'),
+      args: [
+        {
+          environment: 'test',
+          order: HOSTS,
+          rollbackPlan: 'none needed',
+          upgrade: { command: ['sh', '-c', 'if [ "$0" = h8 ]; then exec sleep "$1"; fi', '{node}', tag], sudo: false },
+          packages: [],
+          checks,
+          checksTimeout: '2s',
+          approval: { approvers: ['alice'] },
+        } as RollingUpgradeInput,
+      ],
+    });
+    await openGate(h, 'approval');
+    await h.executeUpdate('approve', { args: [{ by: 'alice' }] });
+    await waitFor(() => spawnSync('pgrep', ['-f', `sleep ${tag}`]).status === 0, 'the upgrade on h8', 60_000);
+    expect(await haproxy.servers()).toEqual({ h7: 'UP', h8: 'MAINT', h9: 'UP' });
+    return h;
+  }
+
+  it('stops the upgrade command, puts the host back in rotation once its checks pass, and says where the line stood', async () => {
+    const tag = `${Math.floor(Math.random() * 1e6)}.5`;
+    const h = await cancellableLine(tag, [{ kind: 'tcp', port: host('h7').port }]);
+    await h.cancel();
+    const st = await cancelledRun(h);
+    expect(spawnSync('pgrep', ['-f', `sleep ${tag}`]).status).toBe(1);
+    expect(await haproxy.servers()).toEqual({ h7: 'UP', h8: 'UP', h9: 'UP' });
+    expect(st.undo?.putBack).toEqual(['put h8 back in svc once its checks pass']);
+    expect(st.error).toContain('upgraded: h7; skipped: none; interrupted: h8; untouched: h9');
+    expect(st.steps.some((s) => s.host === 'h9')).toBe(false);
+  });
+
+  it('leaves a host whose checks fail out of rotation, and the status says it was not put back', async () => {
+    const tag = `${Math.floor(Math.random() * 1e6)}.5`;
+    const broken = file('h8', `broken-${tag}`);
+    const h = await cancellableLine(tag, [{ kind: 'command', command: ['sh', '-c', 'test ! -e "$0"', broken] }]);
+    writeFileSync(broken, '');
+    try {
+      await h.cancel();
+      const err = await h.result().then(() => undefined, (e: unknown) => e);
+      expect((err as WorkflowFailedError).cause).toBeInstanceOf(CancelledFailure);
+      const st = await status(h);
+      expect(st.state).toBe('cancelled');
+      expect(st.undo?.putBack).toEqual([]);
+      expect(st.undo?.notPutBack).toEqual([expect.stringContaining('put h8 back in svc once its checks pass: ')]);
+      expect(st.error).toContain('NOT put back: put h8 back in svc');
+      expect((await haproxy.servers()).h8).toBe('MAINT');
+    } finally {
+      rmSync(broken, { force: true });
+    }
   });
 });

@@ -12,10 +12,10 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { InventoryError, parseInventory } from '../src/config/inventory';
 import type { SafeMigrationInput } from '../src/schemas/safeMigration';
-import type { RunStatus } from '../src/workflows/gates';
+import type { RunStatus } from '../src/runbook/protocol';
 import type { safeMigration } from '../src/workflows/safeMigration';
 import { APP_CTL, APP_PY, appDirTemplate, startDataApp, type DataApp } from './support/dataapp';
-import { failureOf, recordHistory, spawnWorker, startWorker, testEnv, unique, waitFor, writeInventory } from './support/harness';
+import { cancelledRun, failureOf, recordHistory, spawnWorker, startWorker, testEnv, unique, waitFor, writeInventory } from './support/harness';
 import { startPostgres, type TestPostgres } from './support/postgres';
 
 const NODE = 'h3';
@@ -229,11 +229,8 @@ describe('safeMigration', () => {
     const h = await start({ migration: { id: 'cancelled', commands: [psql('ALTER TABLE notes ADD COLUMN never boolean'), psql('SELECT pg_sleep(30)')] } });
     await waitFor(async () => (await status(h)).phase === 'migrate', 'the migration to start', 60_000);
     await h.cancel();
-    const err = await h.result().then(
-      () => undefined,
-      (e: unknown) => e as { cause?: { name?: string } },
-    );
-    expect(err?.cause?.name).toBe('CancelledFailure');
+    const s = await cancelledRun(h);
+    expect(s.undo?.putBack).toEqual(['back to writable']);
     expect(await whoami()).toEqual({ database: 'appdb', readOnly: false });
     expect(await columns('appdb')).not.toContain('never');
     expect(await databases()).toContain('appdb_mig_cancelled');

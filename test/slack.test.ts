@@ -9,7 +9,7 @@ import type { FleetRunInput } from '../src/schemas/fleetRun';
 import { serveInteractivity } from '../src/slack/interactivity';
 import { slackClient, type SlackSettings } from '../src/slack/settings';
 import type { fleetRun } from '../src/workflows/fleetRun';
-import type { RunStatus } from '../src/workflows/gates';
+import type { RunStatus } from '../src/runbook/protocol';
 import { failureOf, recordHistory, startWorker, testEnv, unique, waitFor, writeInventory } from './support/harness';
 import { signSlackRequest, startSlackDouble, type SlackDouble, type SlackMessage } from './support/slackDouble';
 

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { fleetRun } from '../src/workflows/fleetRun';
-import type { RunStatus } from '../src/workflows/gates';
+import type { RunStatus } from '../src/runbook/protocol';
 import { freePort, portOpen, ROOT, unique, waitFor, writeInventory } from './support/harness';
 
 const dataDir = mkdtempSync(path.join(tmpdir(), 'opsflow-data-'));

@@ -13,7 +13,7 @@ import { parseKeys } from '../src/codec/keys';
 import { startCodecServer, type CodecServer } from '../src/codec/server';
 import { startDevServer, type DevServer } from '../src/temporal/devServer';
 import type { FleetRunResult } from '../src/workflows/fleetRun';
-import type { RunStatus } from '../src/workflows/gates';
+import type { RunStatus } from '../src/runbook/protocol';
 import { launchBrowser, type Browser } from './support/browser';
 import { failureOf, freePort, ROOT, startWorker, unique, waitFor, writeInventory } from './support/harness';
 

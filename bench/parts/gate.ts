@@ -2,7 +2,7 @@
 // the approval goes in by each path of bench/gate/approvalPaths.ts; the latency runs from just before the call
 // to the start of the activity it released, as the run's history records it.
 import type { WorkflowHandle } from '@temporalio/client';
-import type { RunStatus } from '../../src/workflows/gates';
+import type { RunStatus } from '../../src/runbook/protocol';
 import type { fleetRun } from '../../src/workflows/fleetRun';
 import { APPROVAL_VARIANTS, type ApprovalPath } from '../gate/approvalPaths';
 import { releasedActivity } from '../gate/history';

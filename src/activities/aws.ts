@@ -6,10 +6,8 @@ import { EC2Client } from '@aws-sdk/client-ec2';
 import { Route53Client } from '@aws-sdk/client-route-53';
 import { S3Client } from '@aws-sdk/client-s3';
 import { fromIni } from '@aws-sdk/credential-providers';
-import { ApplicationFailure } from '@temporalio/common';
 import type { AwsAccount } from '../config/systems';
-
-export const AWS_CONFIG_ERROR = 'AwsConfigError';
+import { AwsConfigError } from '../common/errors';
 
 type Credentials = { accessKeyId: string; secretAccessKey: string } | ReturnType<typeof fromIni>;
 
@@ -19,11 +17,7 @@ function credentials(account: AwsAccount): Credentials | undefined {
     const missing = names.filter((n) => !n || !process.env[n]);
     if (missing.length) {
       // Names only: the values are secrets.
-      throw ApplicationFailure.create({
-        message: `AWS account in ${account.region} takes its keys from the environment: ${missing.map((n) => (n ? `set ${n}` : 'name both accessKeyIdEnv and secretAccessKeyEnv')).join(', ')} for the worker`,
-        type: AWS_CONFIG_ERROR,
-        nonRetryable: true,
-      });
+      throw new AwsConfigError(`AWS account in ${account.region} takes its keys from the environment: ${missing.map((n) => (n ? `set ${n}` : 'name both accessKeyIdEnv and secretAccessKeyEnv')).join(', ')} for the worker`);
     }
     return { accessKeyId: process.env[names[0] as string] as string, secretAccessKey: process.env[names[1] as string] as string };
   }

@@ -33,14 +33,13 @@ import {
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { Context } from '@temporalio/activity';
-import { ApplicationFailure } from '@temporalio/common';
 import { backupKeyKind, type BackupKeyKind } from '../schemas/backupKey';
 import { s3Client } from './aws';
-import { assertReceiver, backupPrefix, infrastructureOf, MISCONFIGURED, type DataDeps } from './dataSync';
-import { systemOf } from './roles';
+import { assertReceiver, backupPrefix, infrastructureOf, type DataDeps } from './dataSync';
 import { Postgres, toolFailure, type DatabaseInfo } from './postgres';
 import type { SshPool } from './ssh/pool';
 import { heartbeatEvery, Tools } from './tool';
+import { BackupCorrupt, BackupNotFound, InvalidInput, Misconfigured, RestoreMissing, RestoreNotVerified, VerifyFailed } from '../common/errors';
 
 export interface BackupManifest {
   format: 1;
@@ -85,13 +84,12 @@ const COPY_LIMIT = 5 * 1024 ** 3;
 const COPY_PART = 1024 ** 3;
 
 const notFound = (err: unknown) => ['NoSuchKey', 'NotFound', 'NoSuchUpload'].includes((err as { name?: string }).name ?? '');
-const fail = (message: string, type: string) => ApplicationFailure.create({ message, type, nonRetryable: true });
 const sum = (counts: Record<string, number>) => Object.values(counts).reduce((a, b) => a + b, 0);
 
 /** The workflow run this activity works for: leases and restore markers are named after it. */
 function currentRun(): { workflowId: string; runId: string } {
   const run = Context.current().info.workflowExecution;
-  if (!run) throw fail('this activity must run for a workflow', 'InvalidInput');
+  if (!run) throw new InvalidInput('this activity must run for a workflow');
   return run;
 }
 
@@ -141,8 +139,8 @@ export function createBackupActivities(deps: DataDeps & { ssh: SshPool }) {
   const postgres = new Postgres(inventory, new Tools(deps));
 
   function location(system: string) {
-    const sys = systemOf(inventory, system);
-    if (!sys.backups) throw fail(`${system} has no backups section in the inventory`, MISCONFIGURED);
+    const sys = inventory.system(system);
+    if (!sys.backups) throw new Misconfigured(`${system} has no backups section in the inventory`);
     const prefix = backupPrefix(sys, system);
     const s3: S3Client = s3Client(inventory.awsAccount(sys.backups.account));
     return {
@@ -159,7 +157,7 @@ export function createBackupActivities(deps: DataDeps & { ssh: SshPool }) {
 
   function checkKey(key: string): BackupKeyKind {
     const kind = backupKeyKind(key);
-    if (!kind) throw fail(`"${key}" is not a backup key (YYYYMMDD or YYYYMMDDHHMM)`, 'InvalidInput');
+    if (!kind) throw new InvalidInput(`"${key}" is not a backup key (YYYYMMDD or YYYYMMDDHHMM)`);
     return kind;
   }
 
@@ -174,9 +172,9 @@ export function createBackupActivities(deps: DataDeps & { ssh: SshPool }) {
   }
 
   function databaseOf(system: string, infrastructure: string) {
-    const sys = systemOf(inventory, system);
+    const sys = inventory.system(system);
     const infra = infrastructureOf(sys, system, infrastructure);
-    if (!infra.database) throw fail(`${system}'s ${infrastructure} names no database`, MISCONFIGURED);
+    if (!infra.database) throw new Misconfigured(`${system}'s ${infrastructure} names no database`);
     const db = postgres.config(infra.database);
     return { db, live: db.database, ...sideNames(db.database) };
   }
@@ -255,13 +253,13 @@ export function createBackupActivities(deps: DataDeps & { ssh: SshPool }) {
   async function download(loc: Location, m: BackupManifest, key: string, progress: Progress): Promise<string> {
     const object = loc.dumpKey(key);
     const url = `s3://${loc.bucket}/${object}`;
-    const corrupt = (why: string) => fail(`backup ${key} (${url}) is corrupt: ${why}; the standby was not touched`, 'BackupCorrupt');
+    const corrupt = (why: string) => new BackupCorrupt(`backup ${key} (${url}) is corrupt: ${why}; the standby was not touched`);
     if (m.key !== key || m.object !== object) throw corrupt(`its manifest describes ${m.object} (key ${m.key})`);
     let head;
     try {
       head = await loc.s3.send(new HeadObjectCommand({ Bucket: loc.bucket, Key: object }));
     } catch (err) {
-      if (notFound(err)) throw fail(`backup ${key} has a manifest but no dump at ${url} (pruned or deleted)`, 'BackupNotFound');
+      if (notFound(err)) throw new BackupNotFound(`backup ${key} has a manifest but no dump at ${url} (pruned or deleted)`);
       throw err;
     }
     if (head.ContentLength !== m.size) throw corrupt(`it is ${head.ContentLength} bytes, the backup recorded ${m.size}`);
@@ -368,7 +366,7 @@ export function createBackupActivities(deps: DataDeps & { ssh: SshPool }) {
       await assertReceiver(deps, input.system, input.infrastructure);
       const loc = location(input.system);
       const m = await manifestOf(loc, input.key);
-      if (!m) throw fail(`no complete backup ${input.key} of ${input.system} in s3://${loc.bucket}/${loc.prefix} (a backup without its manifest was interrupted)`, 'BackupNotFound');
+      if (!m) throw new BackupNotFound(`no complete backup ${input.key} of ${input.system} in s3://${loc.bucket}/${loc.prefix} (a backup without its manifest was interrupted)`);
       return beating(async (progress) => {
         const spool = await download(loc, m, input.key, progress);
         try {
@@ -393,10 +391,10 @@ export function createBackupActivities(deps: DataDeps & { ssh: SshPool }) {
     async verifyRestore(input: { system: string; infrastructure: string; key: string }): Promise<{ tables: number; rows: number; checks: { name: string; ok: boolean; value: string | null }[] }> {
       const loc = location(input.system);
       const m = await manifestOf(loc, input.key);
-      if (!m) throw fail(`the manifest of backup ${input.key} is gone`, 'BackupNotFound');
+      if (!m) throw new BackupNotFound(`the manifest of backup ${input.key} is gone`);
       const { db, incoming } = databaseOf(input.system, input.infrastructure);
       return beating(async (progress) => {
-        if (!(await postgres.databases(db, [incoming]))[incoming]) throw fail(`${incoming} does not exist: restore it again`, 'RestoreMissing');
+        if (!(await postgres.databases(db, [incoming]))[incoming]) throw new RestoreMissing(`${incoming} does not exist: restore it again`);
         progress.phase = 'row counts';
         const counts = await postgres.rowCounts(db, incoming, Context.current().cancellationSignal);
         const problems: string[] = [];
@@ -409,7 +407,7 @@ export function createBackupActivities(deps: DataDeps & { ssh: SshPool }) {
         const checks = await postgres.runChecks(db, incoming, db.checks);
         for (const c of checks.filter((x) => !x.ok)) problems.push(`check ${c.name}: got ${c.value ?? 'no row'}${c.expect !== undefined ? `, want ${c.expect}` : ''}`);
         if (problems.length) {
-          throw fail(`the restore of ${input.key} into ${incoming} does not match the backup (${problems.length} problem(s)): ${problems.slice(0, 10).join('; ')}${problems.length > 10 ? '; …' : ''}; the live database was not touched`, 'VerifyFailed');
+          throw new VerifyFailed(`the restore of ${input.key} into ${incoming} does not match the backup (${problems.length} problem(s)): ${problems.slice(0, 10).join('; ')}${problems.length > 10 ? '; …' : ''}; the live database was not touched`);
         }
         await postgres.setComment(db, incoming, marker(input.system, input.key, m.sha256));
         return { tables: Object.keys(counts).length, rows: sum(counts), checks: checks.map(({ name, ok, value }) => ({ name, ok, value })) };
@@ -424,21 +422,21 @@ export function createBackupActivities(deps: DataDeps & { ssh: SshPool }) {
       await assertReceiver(deps, input.system, input.infrastructure);
       const loc = location(input.system);
       const m = await manifestOf(loc, input.key);
-      if (!m) throw fail(`the manifest of backup ${input.key} is gone`, 'BackupNotFound');
+      if (!m) throw new BackupNotFound(`the manifest of backup ${input.key} is gone`);
       const expected = marker(input.system, input.key, m.sha256);
       const { db, live, incoming, old } = databaseOf(input.system, input.infrastructure);
       return beating(async (progress) => {
         const infos = await postgres.databases(db, [live, incoming, old]);
         let resumed = false;
         if (infos[incoming]) {
-          if (infos[incoming].comment !== expected) throw fail(`${incoming} was not verified by this run: restore and verify it again`, 'RestoreNotVerified');
+          if (infos[incoming].comment !== expected) throw new RestoreNotVerified(`${incoming} was not verified by this run: restore and verify it again`);
           if (infos[old]) await postgres.dropDatabase(db, old);
           progress.phase = 'swap';
           await postgres.swapDatabases(db, { live, incoming, old });
         } else if (infos[live]?.comment === expected) {
           resumed = true;
         } else {
-          throw fail(`nothing to swap in: ${incoming} does not exist and ${live} is not this run's restore`, 'RestoreMissing');
+          throw new RestoreMissing(`nothing to swap in: ${incoming} does not exist and ${live} is not this run's restore`);
         }
         progress.phase = 'drop the previous data';
         await postgres.dropDatabase(db, old);

@@ -2,13 +2,13 @@
 // and memcached (version, the memory limit it runs with, and a real write and read).
 import { randomBytes } from 'node:crypto';
 import { Context } from '@temporalio/activity';
-import { ApplicationFailure } from '@temporalio/common';
 import net from 'node:net';
 import type { Client } from 'ssh2';
 import { programArgv } from '../common/command';
 import { expand } from '../config/services';
 import type { ServiceCheck } from '../schemas/rollingUpgrade';
 import { runPlain } from './ssh/remoteRun';
+import { ChecksFailed } from '../common/errors';
 
 export interface CheckResult {
   check: string;
@@ -129,7 +129,7 @@ export async function pollChecks(what: string, run: () => Promise<CheckResult[]>
     const failing = results.filter((r) => !r.ok);
     if (!failing.length) return results;
     if (Date.now() - started > timeoutMs) {
-      throw ApplicationFailure.create({ message: `${what}: ${failing.map((r) => `${r.check}: ${r.detail}`).join('; ')}`, type: 'ChecksFailed', nonRetryable: true, details: [results] });
+      throw new ChecksFailed(`${what}: ${failing.map((r) => `${r.check}: ${r.detail}`).join('; ')}`, { details: [results] });
     }
     await ctx.sleep(Math.min(250 * 2 ** attempt, 5_000));
   }

@@ -2,12 +2,12 @@
 // Both providers apply a change as one transaction (Route53 change batch, Cloudflare batch endpoint), so a crash
 // leaves the records wholly before or wholly after; a retried write of the same target changes nothing.
 import { Context } from '@temporalio/activity';
-import { ApplicationFailure } from '@temporalio/common';
 import { DescribeAddressesCommand } from '@aws-sdk/client-ec2';
 import { ChangeResourceRecordSetsCommand, GetChangeCommand, ListResourceRecordSetsCommand } from '@aws-sdk/client-route-53';
 import type { Inventory } from '../config/inventory';
 import type { SystemConfig } from '../config/systems';
 import { ec2Client, route53Client } from './aws';
+import { DnsConfigError, DnsProviderError, DnsProviderUnavailable, UnknownTarget } from '../common/errors';
 
 /** Name → its A record addresses, sorted. An empty list: the name has no A record. */
 export type RecordSet = Record<string, string[]>;
@@ -70,7 +70,7 @@ interface CfRecord {
 function cloudflare(dns: Extract<NonNullable<SystemConfig['dns']>, { provider: 'cloudflare' }>): DnsProvider {
   const token = process.env[dns.tokenEnv];
   const call = async <T>(method: string, path: string, body?: unknown): Promise<T> => {
-    if (!token) throw ApplicationFailure.create({ message: `Cloudflare: the API token variable ${dns.tokenEnv} is not set on the worker`, type: 'DnsConfigError', nonRetryable: true });
+    if (!token) throw new DnsConfigError(`Cloudflare: the API token variable ${dns.tokenEnv} is not set on the worker`);
     const res = await fetch(`${dns.apiUrl}/zones/${encodeURIComponent(dns.zoneId)}${path}`, {
       method,
       headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
@@ -81,7 +81,8 @@ function cloudflare(dns: Extract<NonNullable<SystemConfig['dns']>, { provider: '
     if (!res.ok || !json.success) {
       const why = (json.errors ?? []).map((e) => `${e.code}: ${e.message}`).join('; ') || `HTTP ${res.status}`;
       // Authentication and request errors do not mend by themselves; server errors may.
-      throw ApplicationFailure.create({ message: `Cloudflare ${method} ${path}: ${why}`, type: 'DnsProviderError', nonRetryable: res.status >= 400 && res.status < 500 && res.status !== 429 });
+      const message = `Cloudflare ${method} ${path}: ${why}`;
+      throw res.status >= 400 && res.status < 500 && res.status !== 429 ? new DnsProviderError(message) : new DnsProviderUnavailable(message);
     }
     return json.result as T;
   };
@@ -111,7 +112,7 @@ function cloudflare(dns: Extract<NonNullable<SystemConfig['dns']>, { provider: '
 
 function provider(inventory: Inventory, system: string): DnsProvider {
   const dns = inventory.system(system).dns;
-  if (!dns) throw ApplicationFailure.create({ message: `system ${system} declares no dns provider`, type: 'DnsConfigError', nonRetryable: true });
+  if (!dns) throw new DnsConfigError(`system ${system} declares no dns provider`);
   return dns.provider === 'route53' ? route53(inventory, dns) : cloudflare(dns);
 }
 
@@ -130,7 +131,7 @@ export function createDnsActivities({ inventory }: { inventory: Inventory }) {
     async infrastructureRecords(input: { system: string; infrastructure: string }): Promise<RecordSet> {
       const cfg = inventory.system(input.system);
       const infra = cfg.infrastructures[input.infrastructure];
-      if (!infra) throw ApplicationFailure.create({ message: `${input.system} has no infrastructure "${input.infrastructure}"`, type: 'UnknownTarget', nonRetryable: true });
+      if (!infra) throw new UnknownTarget(`${input.system} has no infrastructure "${input.infrastructure}"`);
       const eipNames = [...new Set(Object.values(infra.addresses).flatMap((t) => ('eip' in t ? [t.eip] : [])))];
       const eips = new Map<string, string>();
       if (eipNames.length) {
@@ -140,7 +141,7 @@ export function createDnsActivities({ inventory }: { inventory: Inventory }) {
           if (name && a.PublicIp) eips.set(name, a.PublicIp);
         }
         const missing = eipNames.filter((n) => !eips.has(n));
-        if (missing.length) throw ApplicationFailure.create({ message: `${input.system}/${input.infrastructure}: no Elastic IP named ${missing.join(', ')} in ${inventory.awsAccount(infra.aws).region}`, type: 'DnsConfigError', nonRetryable: true });
+        if (missing.length) throw new DnsConfigError(`${input.system}/${input.infrastructure}: no Elastic IP named ${missing.join(', ')} in ${inventory.awsAccount(infra.aws).region}`);
       }
       return Object.fromEntries(recordNames(cfg).map((name) => {
         const t = infra.addresses[name];

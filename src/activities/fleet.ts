@@ -3,18 +3,21 @@
 // remote run guard makes the batch safe to retry after a crash.
 import { setMaxListeners } from 'node:events';
 import { Context } from '@temporalio/activity';
-import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
-import { UnknownTargetError, type Inventory, type ResolvedHost } from '../config/inventory';
+import { CancelledFailure } from '@temporalio/common';
+import type { Inventory, ResolvedHost } from '../config/inventory';
 import type { Target } from '../schemas/common';
-import { SshError } from './ssh/errors';
+import { HostIdentityMismatch, OpsError, SshError } from '../common/errors';
 import type { SshPool } from './ssh/pool';
 import type { RemoteCommand } from '../common/command';
-import { OutcomeUnknownError, runGuarded, stepKey, type RemoteOutcome } from './ssh/remoteRun';
+import { fillKnown } from '../config/services';
+import { OutcomeUnknownError, runGuarded, stepKey, type RanOn, type RemoteOutcome } from './ssh/remoteRun';
 
-export interface HostRunResult extends Omit<RemoteOutcome, 'attempt'> {
+export interface HostRunResult extends Omit<RemoteOutcome, 'attempt' | 'ranOn'> {
   host: string;
   state: 'succeeded' | 'failed' | 'not-started';
-  /** An earlier attempt ran the command; this result was collected from it, the command did not run twice. */
+  /** The host key and boot id of the machine the command ran on; absent when it did not run. */
+  ranOn?: RanOn;
+  /** An earlier attempt on this same host (same host key, same boot) ran the command; this result was collected from it, the command did not run twice. */
   resumed: boolean;
   startedAt?: string;
   endedAt?: string;
@@ -49,13 +52,16 @@ function notStarted(host: string): HostRunResult {
 export function createFleetActivities(deps: { inventory: Inventory; ssh: SshPool }) {
   const { inventory, ssh } = deps;
 
-  async function runOne(host: ResolvedHost, input: RunOnHostsInput, key: string, signal: AbortSignal): Promise<HostRunResult> {
+  async function runOne(host: ResolvedHost, input: RunOnHostsInput, run: { workflowId: string; runId: string }, signal: AbortSignal): Promise<HostRunResult> {
     const startedAt = new Date().toISOString();
     const base = { ...notStarted(host.name), startedAt };
     const conn = { ...inventory.connection(host.environment, host.name), address: host.address, port: host.port, user: host.user };
+    const vars = inventory.placeholders(host.environment, host.name);
+    const command = { ...input.command, argv: input.command.argv.map((a) => fillKnown(a, vars)) };
+    const guard = { host: host.name, key: stepKey(run.workflowId, run.runId, input.step, host.name), bootIdFile: conn.bootIdFile, timeoutMs: input.timeoutMs, capBytes: input.capBytes, signal };
     for (let attempt = 1; ; attempt++) {
       try {
-        const outcome = await ssh.with(conn, (client) => runGuarded(client, input.command, { host: host.name, key, timeoutMs: input.timeoutMs, capBytes: input.capBytes, signal }));
+        const outcome = await ssh.with(conn, (client) => runGuarded(client, command, guard));
         const ok = outcome.exitCode === 0 && !outcome.timedOut;
         return {
           ...base,
@@ -66,18 +72,20 @@ export function createFleetActivities(deps: { inventory: Inventory; ssh: SshPool
           stdout: outcome.stdout,
           stderr: outcome.stderr,
           truncated: outcome.truncated,
+          ranOn: outcome.ranOn,
           resumed: outcome.attempt === 'resumed',
           endedAt: new Date().toISOString(),
           ...(ok ? {} : { error: { type: outcome.timedOut ? 'TimedOut' : 'NonZeroExit', message: outcome.timedOut ? `timed out after ${input.timeoutMs} ms` : outcome.signal ? `killed by ${outcome.signal}` : `exit code ${outcome.exitCode}` } }),
         };
       } catch (err) {
         if (signal.aborted) throw err;
-        const retryable = err instanceof SshError ? err.retryable : !(err instanceof OutcomeUnknownError);
+        const final = err instanceof OutcomeUnknownError || err instanceof HostIdentityMismatch;
+        const retryable = err instanceof SshError ? err.retryable : !final;
         if (retryable && attempt < CONNECT_ATTEMPTS) {
           await new Promise((r) => setTimeout(r, 500 * 2 ** attempt));
           continue;
         }
-        const type = err instanceof SshError ? err.type : err instanceof OutcomeUnknownError ? 'OutcomeUnknown' : 'SshFailed';
+        const type = err instanceof OpsError ? err.type : final ? 'OutcomeUnknown' : 'SshFailed';
         return { ...base, state: 'failed', endedAt: new Date().toISOString(), error: { type, message: (err as Error).message } };
       }
     }
@@ -86,21 +94,16 @@ export function createFleetActivities(deps: { inventory: Inventory; ssh: SshPool
   return {
     /** Turns a target into hosts; what it returns is recorded in history, so the run's scope is auditable. */
     async resolveTargets(input: { environment: string; target: Target }): Promise<ResolvedHost[]> {
-      try {
-        const hosts = inventory.resolve(input.environment, input.target);
-        // Refused here, before any host is touched, rather than host by host in the middle of the run.
-        for (const h of hosts) await ssh.admit(inventory.connection(input.environment, h.name));
-        return hosts;
-      } catch (err) {
-        if (err instanceof UnknownTargetError) throw ApplicationFailure.create({ message: err.message, type: 'UnknownTarget', nonRetryable: true });
-        throw err;
-      }
+      const hosts = inventory.resolve(input.environment, input.target);
+      // Refused here, before any host is touched, rather than host by host in the middle of the run.
+      for (const h of hosts) await ssh.admit(inventory.connection(input.environment, h.name));
+      return hosts;
     },
 
     async runOnHosts(input: RunOnHostsInput): Promise<HostRunResult[]> {
       const ctx = Context.current();
-      const run = ctx.info.workflowExecution;
-      const key = stepKey(run?.workflowId ?? ctx.info.activityId, run?.runId ?? '', input.step);
+      const execution = ctx.info.workflowExecution;
+      const run = { workflowId: execution?.workflowId ?? ctx.info.activityId, runId: execution?.runId ?? '' };
       const results: HostRunResult[] = input.hosts.map((h) => notStarted(h.name));
       const progress: FleetProgress = { total: input.hosts.length, done: 0, failed: 0, running: [] };
       const beat = () => ctx.heartbeat(progress);
@@ -114,7 +117,7 @@ export function createFleetActivities(deps: { inventory: Inventory; ssh: SshPool
           const i = next++;
           const host = input.hosts[i];
           progress.running.push(host.name);
-          const result = await runOne(host, input, key, ctx.cancellationSignal);
+          const result = await runOne(host, input, run, ctx.cancellationSignal);
           results[i] = result;
           progress.running = progress.running.filter((h) => h !== host.name);
           progress.done++;

@@ -1,12 +1,12 @@
 // What a hot-standby release needs to know about a system before it acts, the declared commands it runs on an
 // infrastructure (maintenance switch, deploy), and the HTTP checks of the business URL.
-import { ApplicationFailure } from '@temporalio/common';
 import type { ResolvedHost } from '../config/inventory';
 import { expand } from '../config/services';
 import { pollChecks, runCheck, type CheckResult } from './checks';
 import { recordNames } from './dns';
-import { readRoles, systemOf, type RolesDeps } from './roles';
+import { readRoles, type RolesDeps } from './roles';
 import type { RolesState } from '../workflows/systemRoles';
+import { InvalidInput, UnknownTarget } from '../common/errors';
 
 export interface InfraView {
   name: string;
@@ -32,17 +32,15 @@ export interface StandbyPlan {
   schedules: string[];
 }
 
-const refuse = (message: string, type = 'InvalidInput') => ApplicationFailure.create({ message, type, nonRetryable: true });
-
 export function createHotStandbyActivities(deps: RolesDeps) {
   const { inventory } = deps;
 
-  const system = (name: string) => systemOf(inventory, name);
+  const system = (name: string) => inventory.system(name);
 
   function declared(systemName: string, infrastructure: string, which: 'maintenance.on' | 'maintenance.off' | 'deploy') {
     const infra = system(systemName).infrastructures[infrastructure];
     const spec = which === 'deploy' ? infra?.deploy : which === 'maintenance.on' ? infra?.maintenance?.on : infra?.maintenance?.off;
-    if (!infra || !spec || !infra.environment) throw refuse(`${systemName}/${infrastructure} declares no ${which}`, 'UnknownTarget');
+    if (!infra || !spec || !infra.environment) throw new UnknownTarget(`${systemName}/${infrastructure} declares no ${which}`);
     return { environment: infra.environment, spec };
   }
 
@@ -59,8 +57,8 @@ export function createHotStandbyActivities(deps: RolesDeps) {
       const standby = view(roles.standby);
       if (input.standbyRegion) {
         const regions = [production.region, standby.region];
-        if (!regions.includes(input.standbyRegion)) throw refuse(`standbyRegion: ${input.system} runs in ${regions.join(' and ')}, not ${input.standbyRegion}`);
-        if (input.standbyRegion !== standby.region) throw refuse(`standbyRegion: ${input.standbyRegion} is ${input.system}'s production (${production.name}); the standby is ${standby.name} in ${standby.region}`);
+        if (!regions.includes(input.standbyRegion)) throw new InvalidInput(`standbyRegion: ${input.system} runs in ${regions.join(' and ')}, not ${input.standbyRegion}`);
+        if (input.standbyRegion !== standby.region) throw new InvalidInput(`standbyRegion: ${input.standbyRegion} is ${input.system}'s production (${production.name}); the standby is ${standby.name} in ${standby.region}`);
       }
       const missing: string[] = [];
       for (const infra of [production, standby]) if (!infra.hasDeploy) missing.push(`infrastructures.${infra.name}.deploy`);
@@ -69,7 +67,7 @@ export function createHotStandbyActivities(deps: RolesDeps) {
         if (!cfg.backups) missing.push('backups');
         for (const infra of [production, standby]) if (!infra.database) missing.push(`infrastructures.${infra.name}.database`);
       }
-      if (missing.length) throw refuse(`a ${input.kind} release of ${input.system} needs ${missing.map((m) => `systems.${input.system}.${m}`).join(', ')} in the inventory`, 'UnknownTarget');
+      if (missing.length) throw new UnknownTarget(`a ${input.kind} release of ${input.system} needs ${missing.map((m) => `systems.${input.system}.${m}`).join(', ')} in the inventory`);
       return {
         roles,
         production,

@@ -13,6 +13,7 @@ import { createReleaseActivities } from './release';
 import { createRcloneActivities } from './rclone';
 import { createRolesActivities } from './roles';
 import { createScheduleActivities } from './schedules';
+import { createSignerActivities } from './signers';
 import { createUpgradeActivities } from './upgrade';
 import type { SshPool } from './ssh/pool';
 
@@ -25,7 +26,7 @@ export interface ActivityDeps {
 }
 
 export function createActivities(deps: ActivityDeps) {
-  return { ...createFleetActivities(deps), ...createReleaseActivities(deps), ...createNotifyActivities(deps), ...createUpgradeActivities(deps), ...createRolesActivities(deps), ...createDnsActivities(deps), ...createHotStandbyActivities(deps), ...createK8sActivities(deps), ...createDataSyncActivities(deps), ...createRcloneActivities(deps), ...createBackupActivities(deps), ...createScheduleActivities(deps), ...createMigrationActivities(deps) };
+  return { ...createFleetActivities(deps), ...createReleaseActivities(deps), ...createNotifyActivities(deps), ...createUpgradeActivities(deps), ...createRolesActivities(deps), ...createDnsActivities(deps), ...createHotStandbyActivities(deps), ...createK8sActivities(deps), ...createDataSyncActivities(deps), ...createRcloneActivities(deps), ...createBackupActivities(deps), ...createScheduleActivities(deps), ...createMigrationActivities(deps), ...createSignerActivities(deps) };
 }
 
 export type Activities = ReturnType<typeof createActivities>;

@@ -4,13 +4,13 @@
 // read-only, so a retry after a crash does nothing twice.
 import { existsSync } from 'node:fs';
 import { Context } from '@temporalio/activity';
-import { ApplicationFailure } from '@temporalio/common';
 import { msToNumber } from '@temporalio/common/lib/time';
 import type { Duration } from '@temporalio/common';
 import type { AppsV1Api, CoreV1Api, V1Deployment, V1LabelSelector, V1Pod, V1ReplicaSet } from '@kubernetes/client-node';
 import { UnknownTargetError, type Inventory } from '../config/inventory';
 import type { K8sServiceConfig } from '../config/kubernetes';
 import { runCheck, type CheckResult } from './checks';
+import { Conflict, DeploymentPaused, DeploymentReplaced, KubernetesClientUnavailable, KubernetesRefused, NoRevision, NotObserved, RevisionGone, UnknownTarget } from '../common/errors';
 
 export interface K8sRef {
   environment: string;
@@ -80,10 +80,6 @@ const BAD_WAITING = new Set(['CrashLoopBackOff', 'ImagePullBackOff', 'ErrImagePu
 
 const ms = (d: string) => msToNumber(d as Duration);
 
-function fail(message: string, type: string, nonRetryable = true): ApplicationFailure {
-  return ApplicationFailure.create({ message, type, nonRetryable });
-}
-
 type ClientModule = typeof import('@kubernetes/client-node');
 let clientModule: Promise<ClientModule> | undefined;
 
@@ -94,7 +90,7 @@ let clientModule: Promise<ClientModule> | undefined;
 function kubernetesClient(): Promise<ClientModule> {
   clientModule ??= import('@kubernetes/client-node').catch((err: Error) => {
     clientModule = undefined;
-    throw fail(`@kubernetes/client-node does not load in this worker (Node ${process.versions.node}): ${err.message}`, 'KubernetesClientUnavailable');
+    throw new KubernetesClientUnavailable(`@kubernetes/client-node does not load in this worker (Node ${process.versions.node}): ${err.message}`);
   });
   return clientModule;
 }
@@ -112,7 +108,7 @@ function apiError(err: unknown, what: string): Error {
   }
   const message = `${what}: HTTP ${e.code}${detail ? ` ${detail}` : ''}`;
   // Not found, forbidden, invalid: asking again will not change the answer (the operator's retry can).
-  if ([400, 401, 403, 404, 422].includes(e.code)) return fail(message, e.code === 404 ? 'UnknownTarget' : 'KubernetesRefused');
+  if ([400, 401, 403, 404, 422].includes(e.code)) return e.code === 404 ? new UnknownTarget(message) : new KubernetesRefused(message);
   return new Error(message);
 }
 
@@ -191,18 +187,13 @@ export function createK8sActivities(deps: { inventory: Inventory }) {
   const { inventory } = deps;
 
   function settings(ref: K8sRef) {
-    try {
-      const kube = inventory.kubernetes(ref.environment);
-      const service = kube.services[ref.service];
-      if (!service) {
-        const known = Object.keys(kube.services);
-        throw new UnknownTargetError(`unknown Kubernetes service "${ref.service}" in ${ref.environment} (services: ${known.length ? known.join(', ') : 'none'})`);
-      }
-      return { kube, service };
-    } catch (err) {
-      if (err instanceof UnknownTargetError) throw fail(err.message, 'UnknownTarget');
-      throw err;
+    const kube = inventory.kubernetes(ref.environment);
+    const service = kube.services[ref.service];
+    if (!service) {
+      const known = Object.keys(kube.services);
+      throw new UnknownTargetError(`unknown Kubernetes service "${ref.service}" in ${ref.environment} (services: ${known.length ? known.join(', ') : 'none'})`);
     }
+    return { kube, service };
   }
 
   /** API clients for the environment's context; the kubeconfig is read at every call, so a renewed one is used. */
@@ -213,18 +204,18 @@ export function createK8sActivities(deps: { inventory: Inventory }) {
     let source = '$KUBECONFIG or ~/.kube/config';
     if (kube.kubeconfig) {
       source = inventory.filePath(kube.kubeconfig);
-      if (!existsSync(source)) throw fail(`kubeconfig ${source} not found`, 'UnknownTarget');
+      if (!existsSync(source)) throw new UnknownTarget(`kubeconfig ${source} not found`);
       kc.loadFromFile(source);
     } else kc.loadFromDefault();
     const contexts = kc.getContexts().map((c) => c.name);
-    if (!contexts.includes(kube.context)) throw fail(`unknown context "${kube.context}" in ${source} (contexts: ${contexts.join(', ') || 'none'})`, 'UnknownTarget');
+    if (!contexts.includes(kube.context)) throw new UnknownTarget(`unknown context "${kube.context}" in ${source} (contexts: ${contexts.join(', ') || 'none'})`);
     kc.setCurrentContext(kube.context);
     return { k8s, apps: kc.makeApiClient(k8s.AppsV1Api), core: kc.makeApiClient(k8s.CoreV1Api), server: kc.getCurrentCluster()?.server, kube, service, namespace: service.namespace };
   }
 
   function deploymentOf(ref: K8sRef & { deployment: string }, service: K8sServiceConfig) {
     const d = service.deployments.find((x) => x.name === ref.deployment);
-    if (!d) throw fail(`"${ref.deployment}" is not a deployment of ${ref.service} in ${ref.environment}`, 'UnknownTarget');
+    if (!d) throw new UnknownTarget(`"${ref.deployment}" is not a deployment of ${ref.service} in ${ref.environment}`);
     return d;
   }
 
@@ -247,7 +238,7 @@ export function createK8sActivities(deps: { inventory: Inventory }) {
 
   /** Refuses a deployment that was deleted and created again since it was recorded: its history is another's. */
   function sameDeployment(d: V1Deployment, uid: string): void {
-    if (d.metadata?.uid !== uid) throw fail(`deployment ${d.metadata?.namespace}/${d.metadata?.name} was replaced since it was recorded (uid ${uid}, now ${d.metadata?.uid})`, 'DeploymentReplaced');
+    if (d.metadata?.uid !== uid) throw new DeploymentReplaced(`deployment ${d.metadata?.namespace}/${d.metadata?.name} was replaced since it was recorded (uid ${uid}, now ${d.metadata?.uid})`);
   }
 
   return {
@@ -273,12 +264,12 @@ export function createK8sActivities(deps: { inventory: Inventory }) {
       const d = await readDeployment(apps, namespace, ref.deployment);
       const images = imagesOf(d);
       const missing = declared.containers.filter((c) => images[c] === undefined);
-      if (missing.length) throw fail(`deployment ${namespace}/${ref.deployment} has no container ${missing.map((c) => `"${c}"`).join(', ')} (containers: ${Object.keys(images).join(', ')})`, 'UnknownTarget');
-      if (d.spec?.paused) throw fail(`deployment ${namespace}/${ref.deployment} is paused: resume it (kubectl rollout resume) before deploying`, 'DeploymentPaused');
-      if ((d.metadata?.generation ?? 0) > (d.status?.observedGeneration ?? 0)) throw fail(`deployment ${namespace}/${ref.deployment}: the controller has not seen generation ${d.metadata?.generation} yet`, 'NotObserved', false);
+      if (missing.length) throw new UnknownTarget(`deployment ${namespace}/${ref.deployment} has no container ${missing.map((c) => `"${c}"`).join(', ')} (containers: ${Object.keys(images).join(', ')})`);
+      if (d.spec?.paused) throw new DeploymentPaused(`deployment ${namespace}/${ref.deployment} is paused: resume it (kubectl rollout resume) before deploying`);
+      if ((d.metadata?.generation ?? 0) > (d.status?.observedGeneration ?? 0)) throw new NotObserved(`deployment ${namespace}/${ref.deployment}: the controller has not seen generation ${d.metadata?.generation} yet`);
       const revision = d.metadata?.annotations?.[REVISION];
       const rs = (await replicaSetsOf(apps, d)).find((r) => r.metadata?.annotations?.[REVISION] === revision);
-      if (!revision || !rs?.metadata?.name) throw fail(`deployment ${namespace}/${ref.deployment} has no ReplicaSet for its current revision ${revision ?? '(none)'} yet`, 'NoRevision', false);
+      if (!revision || !rs?.metadata?.name) throw new NoRevision(`deployment ${namespace}/${ref.deployment} has no ReplicaSet for its current revision ${revision ?? '(none)'} yet`);
       return { name: ref.deployment, uid: d.metadata?.uid as string, revision, replicaSet: rs.metadata.name, images, changeCause: d.metadata?.annotations?.[CHANGE_CAUSE] };
     },
 
@@ -325,10 +316,10 @@ export function createK8sActivities(deps: { inventory: Inventory }) {
         rs = await apps.readNamespacedReplicaSet({ name: ref.replicaSet, namespace });
       } catch (err) {
         const e = apiError(err, `ReplicaSet ${namespace}/${ref.replicaSet}`);
-        if ((err as { code?: number }).code === 404) throw fail(`cannot roll ${ref.deployment} back: ReplicaSet ${ref.replicaSet} of revision ${ref.revision} is gone (revisionHistoryLimit?)`, 'RevisionGone');
+        if ((err as { code?: number }).code === 404) throw new RevisionGone(`cannot roll ${ref.deployment} back: ReplicaSet ${ref.replicaSet} of revision ${ref.revision} is gone (revisionHistoryLimit?)`);
         throw e;
       }
-      if (!rs.metadata?.ownerReferences?.some((o) => o.uid === ref.uid)) throw fail(`ReplicaSet ${ref.replicaSet} no longer belongs to ${ref.deployment}`, 'RevisionGone');
+      if (!rs.metadata?.ownerReferences?.some((o) => o.uid === ref.uid)) throw new RevisionGone(`ReplicaSet ${ref.replicaSet} no longer belongs to ${ref.deployment}`);
       const current = d.spec?.template;
       const target = withoutHash(rs.spec?.template ?? {});
       if (same(withoutHash(current ?? {}), target)) return { skipped: true };
@@ -347,7 +338,7 @@ export function createK8sActivities(deps: { inventory: Inventory }) {
       } catch (err) {
         const what = `roll back ${namespace}/${ref.deployment} to revision ${ref.revision}`;
         // A failed test of the resourceVersion: someone changed the deployment meanwhile; the retry reads it again.
-        if ([409, 422].includes((err as { code?: number }).code ?? 0)) throw fail(apiError(err, what).message, 'Conflict', false);
+        if ([409, 422].includes((err as { code?: number }).code ?? 0)) throw new Conflict(apiError(err, what).message);
         throw apiError(err, what);
       }
       return { skipped: false };

@@ -12,14 +12,14 @@ import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { once } from 'node:events';
 import { Context } from '@temporalio/activity';
-import { ApplicationFailure } from '@temporalio/common';
 import { quoteArgv } from '../common/shell';
 import { programArgv } from '../common/command';
-import { UnknownTargetError, type Inventory, type ResolvedHost } from '../config/inventory';
+import type { Inventory, ResolvedHost } from '../config/inventory';
 import type { CheckQuery, DatabaseConfig, HostCommand } from '../config/systems';
 import { Postgres, toolFailure, type CheckOutcome } from './postgres';
 import type { SshPool } from './ssh/pool';
 import { heartbeatEvery, Tools } from './tool';
+import { ChecksFailed, CopyExists, CopyNotReady, DumpCorrupt, InvalidInput, MigrationFailed, OriginalMissing, RestoreMismatch, UnknownTarget } from '../common/errors';
 
 /** A command of the application's, on the host the inventory names. */
 export interface HostStep {
@@ -73,7 +73,6 @@ export interface CommandOutcome {
 
 type CopyState = 'restoring' | 'restored' | 'migrating' | 'migrated';
 
-const fail = (message: string, type: string) => ApplicationFailure.create({ message, type, nonRetryable: true });
 const tail = (s: string, n = 2000) => (s.length > n ? `…${s.slice(-n)}` : s);
 
 /** Heartbeats while `fn` works: the workflow notices a dead worker within the heartbeat timeout, however long the step. */
@@ -88,7 +87,7 @@ async function beating<T>(what: string, fn: () => Promise<T>): Promise<T> {
 
 function currentRun(): { workflowId: string; runId: string } {
   const run = Context.current().info.workflowExecution;
-  if (!run) throw fail('this activity must run for a workflow', 'InvalidInput');
+  if (!run) throw new InvalidInput('this activity must run for a workflow');
   return run;
 }
 
@@ -107,15 +106,6 @@ export function createMigrationActivities(deps: { inventory: Inventory; ssh: Ssh
   const { inventory } = deps;
   const tools = new Tools(deps);
   const postgres = new Postgres(inventory, tools);
-
-  function resolve<T>(fn: () => T): T {
-    try {
-      return fn();
-    } catch (err) {
-      if (err instanceof UnknownTargetError) throw fail(err.message, 'UnknownTarget');
-      throw err;
-    }
-  }
 
   async function stateOf(db: DatabaseConfig, name: string): Promise<{ exists: boolean; ours: boolean; unmarked?: boolean; state?: CopyState }> {
     const info = (await postgres.databases(db, [name]))[name];
@@ -139,13 +129,13 @@ export function createMigrationActivities(deps: { inventory: Inventory; ssh: Ssh
     const ctx = Context.current();
     const current = await stateOf(db, copy);
     // No comment at all: this run created it and died before marking it (the plan found the name free).
-    if (current.exists && !current.ours && !current.unmarked) throw fail(`${copy} exists and is not this run's copy: nothing was restored`, 'CopyExists');
+    if (current.exists && !current.ours && !current.unmarked) throw new CopyExists(`${copy} exists and is not this run's copy: nothing was restored`);
     if (current.exists) await postgres.dropDatabase(db, copy);
     const like = (await postgres.databases(db, [db.database]))[db.database];
     await postgres.createDatabase(db, copy, like);
     await setState(db, copy, 'restoring');
     const { size } = await stat(dump.file);
-    if (size !== dump.size) throw fail(`the dump ${dump.file} is ${size} bytes, ${dump.size} were written: it changed since`, 'DumpCorrupt');
+    if (size !== dump.size) throw new DumpCorrupt(`the dump ${dump.file} is ${size} bytes, ${dump.size} were written: it changed since`);
     let fed = 0;
     const stop = heartbeatEvery(5_000, () => ({ phase: 'restore', bytes: fed, of: size }));
     try {
@@ -157,7 +147,7 @@ export function createMigrationActivities(deps: { inventory: Inventory; ssh: Ssh
       const problems = Object.entries(dump.tables)
         .filter(([table, n]) => counts[table] !== n)
         .map(([table, n]) => `${table}: ${counts[table] ?? 'missing'} rows, the dump has ${n}`);
-      if (problems.length) throw fail(`the restore into ${copy} does not match the dump: ${problems.slice(0, 10).join('; ')}`, 'RestoreMismatch');
+      if (problems.length) throw new RestoreMismatch(`the restore into ${copy} does not match the dump: ${problems.slice(0, 10).join('; ')}`);
     } finally {
       stop();
     }
@@ -165,19 +155,19 @@ export function createMigrationActivities(deps: { inventory: Inventory; ssh: Ssh
   }
 
   async function plan(input: { application: string; migrationId: string }): Promise<MigrationPlan> {
-    const app = resolve(() => inventory.application(input.application));
+    const app = inventory.application(input.application);
     const db = postgres.config(app.database);
     const step = (c: HostCommand): HostStep => {
-      const [host] = resolve(() => inventory.resolve(app.environment, { hosts: [c.host] }));
+      const [host] = inventory.resolve(app.environment, { hosts: [c.host] });
       return { host, argv: c.command, sudo: c.sudo, line: quoteArgv(programArgv({ argv: c.command, sudo: c.sudo })) };
     };
     const live = db.database;
     const copy = sideName(live, `_mig_${input.migrationId}`);
     const previous = sideName(live, `_pre_${input.migrationId}`);
     const infos = await postgres.databases(db, [live, copy, previous]);
-    if (!infos[live]) throw fail(`database ${live} does not exist on ${db.host}:${db.port}`, 'UnknownTarget');
-    if (infos[previous]) throw fail(`${previous} exists already (an earlier migration "${input.migrationId}"?): choose another migration id`, 'InvalidInput');
-    if (infos[copy] && !infos[copy].comment.startsWith(markOf())) throw fail(`${copy} exists already (an earlier migration "${input.migrationId}"?): choose another migration id`, 'InvalidInput');
+    if (!infos[live]) throw new UnknownTarget(`database ${live} does not exist on ${db.host}:${db.port}`);
+    if (infos[previous]) throw new InvalidInput(`${previous} exists already (an earlier migration "${input.migrationId}"?): choose another migration id`);
+    if (infos[copy] && !infos[copy].comment.startsWith(markOf())) throw new InvalidInput(`${copy} exists already (an earlier migration "${input.migrationId}"?): choose another migration id`);
     return {
       application: input.application,
       environment: app.environment,
@@ -279,7 +269,7 @@ export function createMigrationActivities(deps: { inventory: Inventory; ssh: Ssh
       const db = postgres.config(input.database);
       const ctx = Context.current();
       const current = await stateOf(db, input.copy);
-      if (current.exists && !current.ours && !current.unmarked) throw fail(`${input.copy} is not this run's copy`, 'CopyExists');
+      if (current.exists && !current.ours && !current.unmarked) throw new CopyExists(`${input.copy} is not this run's copy`);
       if (current.state === 'migrated') return [];
       if (current.state !== 'restored') await beating('restore again', () => restore(db, input.copy, input.dump));
       await setState(db, input.copy, 'migrating');
@@ -292,7 +282,7 @@ export function createMigrationActivities(deps: { inventory: Inventory; ssh: Ssh
           outcomes.push({ command, exitCode: res.code, stdout: tail(res.stdout), stderr: tail(res.stderr) });
           if (res.code !== 0) {
             const why = res.code === 127 ? 'the program was not found' : res.timedOut ? 'timed out' : `exit ${res.code ?? res.signal}`;
-            throw fail(`migration command ${i + 1} of ${input.commands.length} failed on ${input.copy} (${why}): ${command}${res.stderr.trim() ? `: ${tail(res.stderr.trim(), 1000)}` : ''}`, 'MigrationFailed');
+            throw new MigrationFailed(`migration command ${i + 1} of ${input.commands.length} failed on ${input.copy} (${why}): ${command}${res.stderr.trim() ? `: ${tail(res.stderr.trim(), 1000)}` : ''}`);
           }
         } finally {
           stop();
@@ -305,10 +295,10 @@ export function createMigrationActivities(deps: { inventory: Inventory; ssh: Ssh
     /** The database's check queries and the migration's own, on the migrated copy; ChecksFailed names each failing one. */
     async checkCopy(input: { database: string; copy: string; checks: CheckQuery[] }): Promise<CheckOutcome[]> {
       const db = postgres.config(input.database);
-      if ((await stateOf(db, input.copy)).state !== 'migrated') throw fail(`${input.copy} is not a migrated copy of this run`, 'CopyNotReady');
+      if ((await stateOf(db, input.copy)).state !== 'migrated') throw new CopyNotReady(`${input.copy} is not a migrated copy of this run`);
       const outcomes = await beating('check', () => postgres.runChecks(db, input.copy, [...db.checks, ...input.checks]));
       const failing = outcomes.filter((c) => !c.ok);
-      if (failing.length) throw ApplicationFailure.create({ message: `check(s) failed on ${input.copy}: ${failing.map((c) => `${c.name} returned ${c.value ?? 'no row'}${c.expect !== undefined ? `, want ${c.expect}` : ''}`).join('; ')}`, type: 'ChecksFailed', nonRetryable: true, details: [outcomes] });
+      if (failing.length) throw new ChecksFailed(`check(s) failed on ${input.copy}: ${failing.map((c) => `${c.name} returned ${c.value ?? 'no row'}${c.expect !== undefined ? `, want ${c.expect}` : ''}`).join('; ')}`, { details: [outcomes] });
       return outcomes;
     },
 
@@ -323,13 +313,13 @@ export function createMigrationActivities(deps: { inventory: Inventory; ssh: Ssh
       const infos = await postgres.databases(db, [live, input.copy, input.previous]);
       if (input.to === 'copy') {
         if (infos[live]?.comment === migrated) return { changed: false };
-        if (infos[input.copy]?.comment !== migrated) throw fail(`${input.copy} is not a migrated copy of this run: nothing was switched`, 'CopyNotReady');
-        if (infos[input.previous]) throw fail(`${input.previous} exists: nothing was switched`, 'InvalidInput');
+        if (infos[input.copy]?.comment !== migrated) throw new CopyNotReady(`${input.copy} is not a migrated copy of this run: nothing was switched`);
+        if (infos[input.previous]) throw new InvalidInput(`${input.previous} exists: nothing was switched`);
         await beating('switch', () => postgres.swapDatabases(db, { live, incoming: input.copy, old: input.previous }));
         return { changed: true };
       }
       if (infos[live]?.comment !== migrated) return { changed: false };
-      if (!infos[input.previous]) throw fail(`the original data (${input.previous}) is gone: ${live} stays on the migrated copy`, 'OriginalMissing');
+      if (!infos[input.previous]) throw new OriginalMissing(`the original data (${input.previous}) is gone: ${live} stays on the migrated copy`);
       await beating('switch back', () => postgres.swapDatabases(db, { live, incoming: input.previous, old: input.copy }));
       return { changed: true };
     },

@@ -5,17 +5,11 @@ import type { WebClient } from '@slack/web-api';
 import { log } from '../common/log';
 import type { Inventory } from '../config/inventory';
 import { gateMessage, type RunRef } from '../slack/blocks';
-import type { GateRecord } from '../workflows/gates';
+import type { GateRecord, SlackPlace } from '../runbook/protocol';
 
 export interface Announcement extends RunRef {
-  event: 'started' | 'phase' | 'succeeded' | 'failed' | 'rollback';
+  event: 'started' | 'phase' | 'succeeded' | 'failed' | 'rollback' | 'cancelled';
   text: string;
-}
-
-/** A Slack message: where it is, so it can be updated or replied to. */
-export interface SlackPlace {
-  channel: string;
-  ts: string;
 }
 
 export function createNotifyActivities(deps: { inventory: Inventory; slack?: WebClient }) {

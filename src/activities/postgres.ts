@@ -4,10 +4,10 @@
 // the tools never prompt (-w). SQL goes to psql on stdin; names are quoted as identifiers or literals here, and
 // inventory names are restricted to letters, digits, ".", "_" and "-" besides.
 import type { Readable } from 'node:stream';
-import { ApplicationFailure } from '@temporalio/common';
-import { UnknownTargetError, type Inventory } from '../config/inventory';
+import type { Inventory } from '../config/inventory';
 import type { CheckQuery, DatabaseConfig } from '../config/systems';
 import type { ToolProcess, ToolResult, Tools } from './tool';
+import { OpsError, PgConfigError, PgError, PgUnavailable, ToolMissing } from '../common/errors';
 
 /** Where CREATE / DROP / ALTER DATABASE connect: never the database they act on. */
 export const MAINTENANCE_DB = 'postgres';
@@ -43,11 +43,12 @@ export interface SnapshotSession {
 }
 
 /** A failed tool run as an activity failure: connection trouble is retried, anything else is not. */
-export function toolFailure(what: string, result: ToolResult | { code: number | null; signal: string | null; stderr: string; timedOut?: boolean }): ApplicationFailure {
+export function toolFailure(what: string, result: ToolResult | { code: number | null; signal: string | null; stderr: string; timedOut?: boolean }): OpsError {
   const detail = result.stderr.trim().split('\n').slice(-8).join('\n') || `exit ${result.code ?? result.signal}`;
-  if (result.code === 127) return ApplicationFailure.create({ message: `${what}: the program was not found where it runs: ${detail}`, type: 'ToolMissing', nonRetryable: true });
+  if (result.code === 127) return new ToolMissing(`${what}: the program was not found where it runs: ${detail}`);
   const retryable = result.timedOut || result.signal !== null || RETRYABLE.test(detail);
-  return ApplicationFailure.create({ message: `${what} failed${result.timedOut ? ' (timed out)' : ''}: ${detail}`, type: 'PgError', nonRetryable: !retryable });
+  const message = `${what} failed${result.timedOut ? ' (timed out)' : ''}: ${detail}`;
+  return retryable ? new PgUnavailable(message) : new PgError(message);
 }
 
 // Exact row counts of every ordinary and partitioned table (partitions are counted in their parent), one query
@@ -76,19 +77,14 @@ export class Postgres {
   ) {}
 
   config(database: string): DatabaseConfig {
-    try {
-      return this.inventory.database(database);
-    } catch (err) {
-      if (err instanceof UnknownTargetError) throw ApplicationFailure.create({ message: err.message, type: 'UnknownTarget', nonRetryable: true });
-      throw err;
-    }
+    return this.inventory.database(database);
   }
 
   private env(db: DatabaseConfig): Record<string, string> {
     const env: Record<string, string> = { PGCONNECT_TIMEOUT: '15', PGAPPNAME: 'opsflow' };
     if (db.passwordEnv) {
       const password = process.env[db.passwordEnv];
-      if (password === undefined) throw ApplicationFailure.create({ message: `the password of ${db.user}@${db.host}/${db.database} comes from ${db.passwordEnv}: set it in the worker's environment`, type: 'PgConfigError', nonRetryable: true });
+      if (password === undefined) throw new PgConfigError(`the password of ${db.user}@${db.host}/${db.database} comes from ${db.passwordEnv}: set it in the worker's environment`);
       env.PGPASSWORD = password;
     }
     return env;

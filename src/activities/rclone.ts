@@ -5,16 +5,19 @@
 // environment variables (through stdin over SSH, like every secret), so no config file with credentials is left
 // on a host. An SFTP remote must name a known_hosts_file: rclone would otherwise accept any host key.
 // Both commands hold a lock named after the destination on the machine they run on, so the retry of an attempt
-// whose worker died waits for the orphaned rclone instead of running beside it.
+// whose worker died waits for the orphaned rclone instead of running beside it. A cancelled command stops rclone
+// before it reports itself cancelled; the files a sync left unfinished are removed by its undo, removeCutShort.
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Context } from '@temporalio/activity';
-import { ApplicationFailure } from '@temporalio/common';
+import { CancelledFailure } from '@temporalio/common';
 import type { SystemConfig } from '../config/systems';
-import { assertReceiver, infrastructureOf, MISCONFIGURED, rcloneWhere, whereName, type DataDeps } from './dataSync';
-import { systemOf } from './roles';
+import { assertReceiver, infrastructureOf, rcloneWhere, whereName, type DataDeps } from './dataSync';
+import { HostKeyVerifier } from './ssh/hostKeys';
 import type { SshPool } from './ssh/pool';
+import { presentedHostKey } from './ssh/probe';
 import { heartbeatEvery, Tools } from './tool';
+import { HostKeyRejected, Misconfigured, RcloneFailed, RcloneInterrupted } from '../common/errors';
 
 export interface RcloneStats {
   bytes: number;
@@ -56,7 +59,7 @@ const EMPTY_STATS: RcloneStats = { bytes: 0, totalBytes: 0, transfers: 0, totalT
 /** The config file's remotes as RCLONE_CONFIG_* variables; refuses what would be unsafe or cannot be passed. */
 export function rcloneEnv(file: string | undefined): Record<string, string> {
   if (!file) return {};
-  const bad = (message: string) => ApplicationFailure.create({ message: `rclone config ${file}: ${message}`, type: MISCONFIGURED, nonRetryable: true });
+  const bad = (message: string) => new Misconfigured(`rclone config ${file}: ${message}`);
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -88,6 +91,26 @@ export function rcloneEnv(file: string | undefined): Record<string, string> {
   return env;
 }
 
+/**
+ * What opsflow's own host key check says of each SFTP remote, for a refusal: rclone names no fingerprint. Read from
+ * the worker, so a remote that only the rclone host reaches goes unnamed.
+ */
+async function sftpKeyVerdicts(env: Record<string, string>): Promise<string[]> {
+  const verdicts: string[] = [];
+  for (const [k, type] of Object.entries(env)) {
+    const remote = /^RCLONE_CONFIG_(.+)_TYPE$/.exec(k)?.[1];
+    if (!remote || type !== 'sftp') continue;
+    const get = (key: string) => env[`RCLONE_CONFIG_${remote}_${key}`];
+    const address = get('HOST');
+    const port = Number(get('PORT') ?? 22);
+    const key = address && (await presentedHostKey(address, port));
+    if (!key) continue;
+    const verdict = new HostKeyVerifier(get('KNOWN_HOSTS_FILE')).verify({ name: `SFTP remote ${remote.toLowerCase()}`, address, port }, key);
+    if (!verdict.ok) verdicts.push(verdict.reason);
+  }
+  return verdicts;
+}
+
 function statsOf(s: Record<string, unknown>): RcloneStats {
   const n = (k: string) => (typeof s[k] === 'number' ? (s[k] as number) : 0);
   return { bytes: n('bytes'), totalBytes: n('totalBytes'), transfers: n('transfers'), totalTransfers: n('totalTransfers'), checks: n('checks'), deletes: n('deletes'), errors: n('errors'), elapsedSeconds: Math.round(n('elapsedTime') * 10) / 10 };
@@ -98,10 +121,10 @@ export function createRcloneActivities(deps: DataDeps & { ssh: SshPool }) {
   const tools = new Tools(deps);
 
   function ends(system: string, from: string, to: string) {
-    const sys: SystemConfig = systemOf(inventory, system);
+    const sys: SystemConfig = inventory.system(system);
     const src = infrastructureOf(sys, system, from);
     const dst = infrastructureOf(sys, system, to);
-    if (!src.files || !dst.files) throw ApplicationFailure.create({ message: `${system}: both infrastructures need a files path`, type: MISCONFIGURED, nonRetryable: true });
+    if (!src.files || !dst.files) throw new Misconfigured(`${system}: both infrastructures need a files path`);
     const where = rcloneWhere(dst);
     return {
       src: src.files,
@@ -157,15 +180,16 @@ export function createRcloneActivities(deps: DataDeps & { ssh: SshPool }) {
     }
   }
 
-  const failure = (what: string, e: ReturnType<typeof ends>, run: Awaited<ReturnType<typeof rclone>>) => {
+  /** A cancelled command, rclone stopped, reports itself cancelled: the run waiting for it goes on to its undo. */
+  const stopped = (what: string, e: ReturnType<typeof ends>) => new CancelledFailure(`${what} ${e.src} → ${e.dst} on ${whereName(e.where)} stopped`);
+
+  const failure = async (what: string, e: ReturnType<typeof ends>, run: Awaited<ReturnType<typeof rclone>>) => {
     const detail = run.errors.join('; ') || run.res.stderr.trim().split('\n').slice(-5).join(' / ');
     // An SFTP host key that known_hosts does not vouch for is refused, as everywhere in opsflow: no retry.
     const hostKey = /knownhosts: key (is unknown|mismatch)|host key mismatch/i.test(detail);
-    return ApplicationFailure.create({
-      message: `${what} ${e.src} → ${e.dst} on ${whereName(e.where)} failed (${run.res.timedOut ? 'timed out' : run.res.code === null ? `killed by ${run.res.signal}` : `exit ${run.res.code}`}): ${detail}`,
-      type: hostKey ? 'HostKeyRejected' : 'RcloneFailed',
-      nonRetryable: hostKey || (run.res.code !== null && FINAL_EXIT.has(run.res.code)),
-    });
+    const message = `${what} ${e.src} → ${e.dst} on ${whereName(e.where)} failed (${run.res.timedOut ? 'timed out' : run.res.code === null ? `killed by ${run.res.signal}` : `exit ${run.res.code}`}): ${detail}`;
+    if (hostKey) return new HostKeyRejected([message, ...(await sftpKeyVerdicts(e.env))].join('; '));
+    return run.res.code !== null && FINAL_EXIT.has(run.res.code) ? new RcloneFailed(message) : new RcloneInterrupted(message);
   };
 
   return {
@@ -176,8 +200,48 @@ export function createRcloneActivities(deps: DataDeps & { ssh: SshPool }) {
       // A file replaced while the sync runs (a user's upload) is copied as rclone finds it instead of failing the
       // whole sync; the check that follows compares both trees again and reports it.
       const run = await rclone(e, ['sync', '--checkers', '8', '--transfers', '4', '--local-no-check-updated']);
-      if (run.res.code !== 0) throw failure('rclone sync', e, run);
+      if (Context.current().cancellationSignal.aborted) throw stopped('rclone sync', e);
+      if (run.res.code !== 0) throw await failure('rclone sync', e, run);
       return { ...run.stats, from: e.src, to: e.dst, runsOn: whereName(e.where) };
+    },
+
+    /**
+     * The undo of a sync cut short (cancelled, timed out, its worker gone): waits for any rclone still writing into
+     * the destination to stop (it holds the lock), then removes the files it left unfinished. rclone writes a file
+     * in place and gives it production's modification time once it is whole, so the files changed since the sync
+     * started are the ones it was writing: afterwards every file on the standby is whole, its old version or
+     * production's, or absent until the next sync. Returns the paths removed.
+     */
+    async removeCutShort(input: { system: string; from: string; to: string; since: number }): Promise<string[]> {
+      await assertReceiver(deps, input.system, input.to);
+      const e = ends(input.system, input.from, input.to);
+      const removed: string[] = [];
+      const stop = heartbeatEvery(5_000, () => ({ removed: removed.length }));
+      try {
+        // The window opens a second early, for the clock's grain; it is measured here, where rclone's times are read.
+        const maxAge = `${Math.ceil((Date.now() - input.since) / 1000) + 1}s`;
+        const res = await tools.run(
+          e.where,
+          { argv: ['rclone', 'delete', '--config', '', '--max-age', maxAge, '--use-json-log', '--log-level', 'INFO', '--', e.dst], env: e.env, lock: e.lock },
+          {
+            timeoutMs: Context.current().info.startToCloseTimeoutMs,
+            signal: Context.current().cancellationSignal,
+            onStderrLine: (line) => {
+              if (!line.startsWith('{')) return;
+              try {
+                const entry = JSON.parse(line) as { msg?: string; object?: string };
+                if (entry.msg === 'Deleted' && entry.object) removed.push(entry.object);
+              } catch {
+                // Not one of rclone's JSON lines.
+              }
+            },
+          },
+        );
+        if (res.code !== 0) throw new RcloneInterrupted(`removing what rclone left unfinished in ${e.dst} on ${whereName(e.where)} failed (exit ${res.code ?? res.signal}): ${res.stderr.trim().split('\n').slice(-3).join(' / ')}`);
+        return removed;
+      } finally {
+        stop();
+      }
     },
 
     /** Compares both trees (sizes and hashes); lists the first `cap` paths that differ. */
@@ -192,8 +256,9 @@ export function createRcloneActivities(deps: DataDeps & { ssh: SshPool }) {
           if (result.paths.length < input.cap) result.paths.push({ path: line.slice(2), kind });
         }
       });
+      if (Context.current().cancellationSignal.aborted) throw stopped('rclone check', e);
       // Exit 1 is how rclone check says "differences found"; anything else means it could not compare.
-      if (run.res.code !== 0 && !(run.res.code === 1 && result.differences > 0)) throw failure('rclone check', e, run);
+      if (run.res.code !== 0 && !(run.res.code === 1 && result.differences > 0)) throw await failure('rclone check', e, run);
       return result;
     },
   };

@@ -7,16 +7,17 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { Context } from '@temporalio/activity';
-import { ApplicationFailure } from '@temporalio/common';
 import { msToNumber } from '@temporalio/common/lib/time';
 import type { Duration } from '@temporalio/common';
 import { programArgv } from '../common/command';
 import { quoteArgv } from '../common/shell';
-import { UnknownTargetError, type Inventory, type ResolvedHost } from '../config/inventory';
+import type { Inventory, ResolvedHost } from '../config/inventory';
 import type { NodeService } from '../config/services';
 import { serverStat, setServerState, type HaproxyEndpoint } from './haproxy';
 import type { SshPool } from './ssh/pool';
+import { findSharedRoots } from './sharedRoots';
 import { runPlain, type PlainResult } from './ssh/remoteRun';
+import { DrainTimeout, HaproxyNotUp, HealthCheckFailed, InstallFailed, Misconfigured, ReleaseConflict, RestartFailed, SmokeTestFailed, TagConflict } from '../common/errors';
 
 const run = promisify(execFile);
 
@@ -36,6 +37,8 @@ export interface ServicePlan {
   nodes: (ResolvedHost & { root: string; live: string; restart: string; healthUrl: string; build?: string; smoke?: string; haproxyServer?: string })[];
   haproxy?: { backend: string; socket: string; via?: string };
   keep: number;
+  /** The longest wait a node step declares (health check, HAProxy drain or UP): the base of its allowance. */
+  waitMs: number;
 }
 
 export interface NodeRef {
@@ -79,35 +82,16 @@ if [ "$cur" = "$target" ]; then echo "unchanged $cur"; exit 0; fi
 tmp="$live.opsflow-$$"
 ln -s -- "$target" "$tmp" && mv -T -- "$tmp" "$live" && echo "switched $cur"`;
 
-/** Heartbeats while `fn` works, so a crashed worker is noticed within the heartbeat timeout. */
-async function heartbeating<T>(fn: () => Promise<T>): Promise<T> {
-  const ticker = setInterval(() => Context.current().heartbeat(), 2_000);
-  try {
-    return await fn();
-  } finally {
-    clearInterval(ticker);
-  }
-}
-
-function fail(message: string, type: string, nonRetryable = true): ApplicationFailure {
-  return ApplicationFailure.create({ message, type, nonRetryable });
-}
-
 export function createReleaseActivities(deps: { inventory: Inventory; ssh: SshPool }) {
   const { inventory, ssh } = deps;
 
   function nodeOf(ref: NodeRef): { svc: NodeService; conn: ReturnType<Inventory['connection']> } {
-    try {
-      return { svc: inventory.nodeService(ref.environment, ref.service, ref.node), conn: inventory.connection(ref.environment, ref.node) };
-    } catch (err) {
-      if (err instanceof UnknownTargetError) throw fail(err.message, 'UnknownTarget');
-      throw err;
-    }
+    return { svc: inventory.nodeService(ref.environment, ref.service, ref.node), conn: inventory.connection(ref.environment, ref.node) };
   }
 
   async function sh(ref: NodeRef, argv: string[], timeoutMs = 120_000): Promise<PlainResult> {
     const { conn } = nodeOf(ref);
-    return heartbeating(() => ssh.with(conn, (client) => runPlain(client, argv, timeoutMs)));
+    return ssh.with(conn, (client) => runPlain(client, argv, timeoutMs));
   }
 
   function haproxyOf(ref: NodeRef): { at: HaproxyEndpoint; backend: string; server: string; drainMs: number } | undefined {
@@ -152,27 +136,28 @@ export function createReleaseActivities(deps: { inventory: Inventory; ssh: SshPo
   return {
     /** The service's nodes and layout as the inventory says today; recorded in history for the audit. */
     async resolveService(input: { environment: string; service: string }): Promise<ServicePlan> {
-      try {
-        const cfg = inventory.service(input.environment, input.service);
-        const words = (a?: string[]) => a && quoteArgv(a);
-        const nodes = cfg.nodes.map((node) => {
-          const svc = inventory.nodeService(input.environment, input.service, node);
-          const host = inventory.resolve(input.environment, { hosts: [node] })[0];
-          return { ...host, root: svc.root, live: svc.live, restart: words(programArgv({ argv: svc.restart, sudo: svc.sudo })) as string, healthUrl: svc.healthUrl, build: words(svc.build), smoke: words(svc.smoke), haproxyServer: cfg.haproxy ? (cfg.haproxy.servers[node] ?? node) : undefined };
-        });
-        return {
-          environment: input.environment,
-          service: input.service,
-          blue: cfg.blue,
-          batchSize: cfg.batchSize,
-          nodes: [...nodes.filter((n) => n.name === cfg.blue), ...nodes.filter((n) => n.name !== cfg.blue)],
-          haproxy: cfg.haproxy && { backend: cfg.haproxy.backend, socket: cfg.haproxy.socket, via: cfg.haproxy.via },
-          keep: cfg.release.keep,
-        };
-      } catch (err) {
-        if (err instanceof UnknownTargetError) throw fail(err.message, 'UnknownTarget');
-        throw err;
+      const cfg = inventory.service(input.environment, input.service);
+      const words = (a?: string[]) => a && quoteArgv(a);
+      const nodes = cfg.nodes.map((node) => {
+        const svc = inventory.nodeService(input.environment, input.service, node);
+        const host = inventory.resolve(input.environment, { hosts: [node] })[0];
+        return { ...host, root: svc.root, live: svc.live, restart: words(programArgv({ argv: svc.restart, sudo: svc.sudo })) as string, healthUrl: svc.healthUrl, build: words(svc.build), smoke: words(svc.smoke), haproxyServer: cfg.haproxy ? (cfg.haproxy.servers[node] ?? node) : undefined };
+      });
+      const shared = await findSharedRoots(nodes, (node, argv) => sh({ ...input, node }, argv, 30_000));
+      if (shared.length) {
+        const which = shared.map((p) => `${p.nodes[0]} and ${p.nodes[1]} have one release root (${p.dir})`).join('; ');
+        throw new Misconfigured(`service ${input.service} in ${input.environment}: ${which}; switching the live release on one would switch it on the other, so nothing was changed: give each node a release root of its own`);
       }
+      return {
+        environment: input.environment,
+        service: input.service,
+        blue: cfg.blue,
+        batchSize: cfg.batchSize,
+        nodes: [...nodes.filter((n) => n.name === cfg.blue), ...nodes.filter((n) => n.name !== cfg.blue)],
+        haproxy: cfg.haproxy && { backend: cfg.haproxy.backend, socket: cfg.haproxy.socket, via: cfg.haproxy.via },
+        keep: cfg.release.keep,
+        waitMs: Math.max(msToNumber(cfg.health.timeout as Duration), cfg.haproxy ? msToNumber(cfg.haproxy.drainTimeout as Duration) : 0),
+      };
     },
 
     /** The release the live symlink points at, by id (the directory's name); null when there is none. */
@@ -190,15 +175,15 @@ export function createReleaseActivities(deps: { inventory: Inventory; ssh: SshPo
       const res = await sh(input, ['sh', '-c', INSTALL, 'opsflow', svc.root, release.id, kind, src, ref, ...(svc.build ?? [])], 30 * 60_000);
       if (res.code === 0) return res.stdout.trim().split('\n').pop() === 'reused' ? 'reused' : 'installed';
       const why = res.stderr.trim().split('\n').slice(-5).join('\n');
-      if (res.code === 3) throw fail(`${input.node}: ${why}`, 'ReleaseConflict');
-      throw fail(`installing ${release.id} on ${input.node} failed (exit ${res.code}): ${why}`, 'InstallFailed', false);
+      if (res.code === 3) throw new ReleaseConflict(`${input.node}: ${why}`);
+      throw new InstallFailed(`installing ${release.id} on ${input.node} failed (exit ${res.code}): ${why}`);
     },
 
     async smokeTest(input: NodeRef & { releaseId: string }): Promise<string> {
       const { svc } = nodeOf(input);
       if (!svc.smoke) return 'no smoke test declared';
       const res = await sh(input, ['sh', '-c', 'cd "$1" && shift && exec "$@"', 'opsflow', `${svc.root}/${input.releaseId}`, ...svc.smoke], 10 * 60_000);
-      if (res.code !== 0) throw fail(`smoke test of ${input.releaseId} on ${input.node} failed (exit ${res.code}): ${(res.stderr || res.stdout).trim().slice(-1000)}`, 'SmokeTestFailed');
+      if (res.code !== 0) throw new SmokeTestFailed(`smoke test of ${input.releaseId} on ${input.node} failed (exit ${res.code}): ${(res.stderr || res.stdout).trim().slice(-1000)}`);
       return res.stdout.trim().slice(-1000);
     },
 
@@ -206,7 +191,7 @@ export function createReleaseActivities(deps: { inventory: Inventory; ssh: SshPo
     async switchRelease(input: NodeRef & { releaseId: string }): Promise<{ previous: string | null; changed: boolean }> {
       const { svc } = nodeOf(input);
       const res = await sh(input, ['sh', '-c', SWITCH, 'opsflow', svc.live, `${svc.root}/${input.releaseId}`], 30_000);
-      if (res.code === 3) throw fail(`${input.node}: ${res.stderr.trim()}`, 'ReleaseConflict');
+      if (res.code === 3) throw new ReleaseConflict(`${input.node}: ${res.stderr.trim()}`);
       if (res.code !== 0) throw new Error(`switching ${input.node} to ${input.releaseId} failed (exit ${res.code}): ${res.stderr.trim()}`);
       const [word, previous] = res.stdout.trim().split(' ');
       return { previous: previous ? path.posix.basename(previous) : null, changed: word === 'switched' };
@@ -216,7 +201,7 @@ export function createReleaseActivities(deps: { inventory: Inventory; ssh: SshPo
       const { svc } = nodeOf(ref);
       const res = await sh(ref, programArgv({ argv: svc.restart, sudo: svc.sudo }), 5 * 60_000);
       // A restart command that says no is for an operator to look at, not for blind retries.
-      if (res.code !== 0) throw fail(`restart on ${ref.node} failed (exit ${res.code}): ${(res.stderr || res.stdout).trim().slice(-1000)}`, 'RestartFailed');
+      if (res.code !== 0) throw new RestartFailed(`restart on ${ref.node} failed (exit ${res.code}): ${(res.stderr || res.stdout).trim().slice(-1000)}`);
     },
 
     /** Waits until the node's health URL answers as declared; HealthCheckFailed (final) after the timeout. */
@@ -240,7 +225,7 @@ export function createReleaseActivities(deps: { inventory: Inventory; ssh: SshPo
           }
           return undefined;
         },
-        () => fail(`${ref.node} is not healthy after ${cfg.timeout}: ${svc.healthUrl} gave ${last} (want HTTP ${cfg.status}${cfg.body ? ` containing "${cfg.body}"` : ''})`, 'HealthCheckFailed'),
+        () => new HealthCheckFailed(`${ref.node} is not healthy after ${cfg.timeout}: ${svc.healthUrl} gave ${last} (want HTTP ${cfg.status}${cfg.body ? ` containing "${cfg.body}"` : ''})`),
       );
     },
 
@@ -254,7 +239,7 @@ export function createReleaseActivities(deps: { inventory: Inventory; ssh: SshPo
       const { at, backend, server } = hp;
       if (!input.inRotation) {
         await setServerState(ssh, at, backend, server, 'drain');
-        await poll(hp.drainMs, async () => ((await serverStat(ssh, at, backend, server)).sessions === 0 ? true : undefined), () => fail(`${backend}/${server} still has sessions after ${hp.drainMs} ms of draining`, 'DrainTimeout', false));
+        await poll(hp.drainMs, async () => ((await serverStat(ssh, at, backend, server)).sessions === 0 ? true : undefined), () => new DrainTimeout(`${backend}/${server} still has sessions after ${hp.drainMs} ms of draining`));
         await setServerState(ssh, at, backend, server, 'maint');
         return `${backend}/${server} drained and in maintenance`;
       }
@@ -262,7 +247,7 @@ export function createReleaseActivities(deps: { inventory: Inventory; ssh: SshPo
       const stat = await poll(hp.drainMs, async () => {
         const s = await serverStat(ssh, at, backend, server);
         return s.status.startsWith('UP') ? s : undefined;
-      }, () => fail(`HAProxy does not report ${backend}/${server} UP after ${hp.drainMs} ms`, 'HaproxyNotUp', false));
+      }, () => new HaproxyNotUp(`HAProxy does not report ${backend}/${server} UP after ${hp.drainMs} ms`));
       return `${backend}/${server} ${stat.status}`;
     },
 
@@ -282,7 +267,7 @@ export function createReleaseActivities(deps: { inventory: Inventory; ssh: SshPo
     },
 
     async tagRelease(input: { repo: string; ref: string; tag: string }): Promise<'tagged' | 'exists'> {
-      return heartbeating(() => tag(input));
+      return tag(input);
     },
   };
 }
@@ -297,7 +282,7 @@ async function tag(input: { repo: string; ref: string; tag: string }): Promise<'
     if (remote) {
       const tagged = (await run('git', ['-C', dir, 'rev-parse', '--verify', `refs/tags/${input.tag}^{commit}`])).stdout.trim();
       if (tagged === commit) return 'exists';
-      throw fail(`tag ${input.tag} already exists on ${tagged.slice(0, 12)}, not on the released ${commit.slice(0, 12)}`, 'TagConflict');
+      throw new TagConflict(`tag ${input.tag} already exists on ${tagged.slice(0, 12)}, not on the released ${commit.slice(0, 12)}`);
     }
     await run('git', ['-C', dir, '-c', 'user.name=opsflow', '-c', 'user.email=opsflow@localhost', 'tag', '-a', '-m', `deployed ${commit}`, input.tag, commit]);
     await run('git', ['-C', dir, 'push', '-q', 'origin', `refs/tags/${input.tag}`]);

@@ -4,28 +4,18 @@ import { Context } from '@temporalio/activity';
 import { WithStartWorkflowOperation, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
 import { ApplicationFailure, WorkflowNotFoundError } from '@temporalio/common';
 import { TASK_QUEUE } from '../common/constants';
-import { UnknownTargetError, type HostConnection, type Inventory } from '../config/inventory';
-import type { SystemConfig } from '../config/systems';
+import type { HostConnection, Inventory } from '../config/inventory';
 import { changeRolesUpdate, rolesQuery, rolesWorkflowId, systemRoles, type RolesChange, type RolesState } from '../workflows/systemRoles';
+import { Embargoed } from '../common/errors';
 
 export interface RolesDeps {
   inventory: Inventory;
   temporal: Client;
 }
 
-/** A system of the inventory; an unknown one fails the activity non-retryably, naming the systems there are. */
-export function systemOf(inventory: Inventory, system: string): SystemConfig {
-  try {
-    return inventory.system(system);
-  } catch (err) {
-    if (err instanceof UnknownTargetError) throw ApplicationFailure.create({ message: err.message, type: 'UnknownTarget', nonRetryable: true });
-    throw err;
-  }
-}
-
 /** The registry's state; a registry never started yet holds the inventory's roles. */
 export async function readRoles({ inventory, temporal }: RolesDeps, system: string): Promise<RolesState> {
-  const cfg = systemOf(inventory, system);
+  const cfg = inventory.system(system);
   try {
     return await temporal.workflow.getHandle(rolesWorkflowId(system)).query(rolesQuery);
   } catch (err) {
@@ -45,7 +35,7 @@ function activityContext(): Context | undefined {
 
 /** Applies one change, starting the registry from the inventory's roles the first time. */
 export async function changeRoles({ inventory, temporal }: RolesDeps, system: string, change: RolesChange): Promise<RolesState> {
-  const cfg = systemOf(inventory, system);
+  const cfg = inventory.system(system);
   try {
     return await temporal.workflow.executeUpdateWithStart(changeRolesUpdate, {
       args: [change],
@@ -105,11 +95,7 @@ export function embargoGuard(deps: RolesDeps): (host: HostConnection) => Promise
       if (!embargo || embargo.infrastructure !== infrastructure) continue;
       const actor = activityContext()?.info.workflowExecution?.workflowId;
       if (actor && (actor === embargo.workflowId || actor.startsWith(`${embargo.workflowId}/`))) continue;
-      throw ApplicationFailure.create({
-        message: `${host.environment}/${host.name} belongs to ${system}'s ${infrastructure}, which is under a change embargo held by ${embargo.owner} (run ${embargo.workflowId}, since ${embargo.since}): ${embargo.reason}. Nothing was run; start again once the embargo is lifted.`,
-        type: 'Embargoed',
-        nonRetryable: true,
-      });
+      throw new Embargoed(`${host.environment}/${host.name} belongs to ${system}'s ${infrastructure}, which is under a change embargo held by ${embargo.owner} (run ${embargo.workflowId}, since ${embargo.since}): ${embargo.reason}. Nothing was run; start again once the embargo is lifted.`);
     }
   };
 }

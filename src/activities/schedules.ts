@@ -1,8 +1,8 @@
 // Pausing and resuming Temporal Schedules by id: release workflows hold the nightly syncs while they swap
 // infrastructures, and `opsflow schedule pause` does the same from a terminal.
 import { ScheduleNotFoundError, type Client } from '@temporalio/client';
-import { ApplicationFailure } from '@temporalio/common';
 import { heartbeatEvery } from './tool';
+import { ScheduleNotFound } from '../common/errors';
 
 export interface PauseOutcome {
   id: string;
@@ -26,7 +26,7 @@ export async function setSchedulesPaused(client: Client, ids: string[], paused: 
     }
   }
   if (unknown.length) {
-    throw ApplicationFailure.create({ message: `no schedule ${unknown.map((id) => `"${id}"`).join(', ')} (create them with \`opsflow schedule apply\`); nothing was ${paused ? 'paused' : 'resumed'}`, type: 'ScheduleNotFound', nonRetryable: true });
+    throw new ScheduleNotFound(`no schedule ${unknown.map((id) => `"${id}"`).join(', ')} (create them with \`opsflow schedule apply\`); nothing was ${paused ? 'paused' : 'resumed'}`);
   }
   for (const s of found) {
     if (s.wasPaused === paused) continue;

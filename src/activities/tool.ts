@@ -9,12 +9,12 @@
 import { spawn } from 'node:child_process';
 import type { Readable, Writable } from 'node:stream';
 import { Context } from '@temporalio/activity';
-import { ApplicationFailure } from '@temporalio/common';
 import { quoteArgv } from '../common/shell';
-import { UnknownTargetError, type Inventory } from '../config/inventory';
+import type { Inventory } from '../config/inventory';
 import type { RunOn } from '../config/systems';
-import { SshError } from './ssh/errors';
 import { exec, type SshPool } from './ssh/pool';
+import { STATE_DIR_SH } from './ssh/remoteRun';
+import { ToolConfigError, ToolOutputTooLarge } from '../common/errors';
 
 export interface ToolSpec {
   argv: string[];
@@ -63,11 +63,15 @@ const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const STDERR_TAIL = 16 * 1024;
 
 // $1: 1 when NAME=value lines, ended by an empty line, come first on stdin; $2: a lock name or "-"; then the argv.
+// The locks live in the machine's own state directory (not the home, which hosts may share over NFS). The program
+// holds its lock through an inherited descriptor and replaces the shell: killing the process we started kills the
+// program itself (flock's own process would leave it running, orphaned, with the lock).
 const PRELUDE = `e=$1 l=$2; shift 2
 if [ "$e" = 1 ]; then while IFS= read -r kv && [ -n "$kv" ]; do export "$kv" || exit 125; done; fi
 if [ "$l" != - ]; then
-  d="\${OPSFLOW_STATE_DIR:-$HOME/.opsflow}/locks"
-  { [ -d "$d" ] || mkdir -p "$d"; } && exec flock "$d/$l.lock" "$@"
+  ${STATE_DIR_SH}
+  d="$base/locks"
+  { [ -d "$d" ] || mkdir -p "$d"; } && command exec 9>>"$d/$l.lock" && flock 9 && exec "$@"
   exit 125
 fi
 exec "$@"`;
@@ -76,7 +80,7 @@ function checkEnv(env: Record<string, string>): void {
   for (const [k, v] of Object.entries(env)) {
     // A newline would end the value early in the prelude; the names are ours, the values may come from the inventory.
     if (!ENV_NAME.test(k) || /[\n\0]/.test(v)) {
-      throw ApplicationFailure.create({ message: `environment variable ${k} cannot be passed to a tool (bad name, or a newline in its value)`, type: 'ToolConfigError', nonRetryable: true });
+      throw new ToolConfigError(`environment variable ${k} cannot be passed to a tool (bad name, or a newline in its value)`);
     }
   }
 }
@@ -114,13 +118,7 @@ export class Tools {
   }
 
   private startRemote(where: RunOn, spec: ToolSpec): Promise<ToolProcess> {
-    let conn;
-    try {
-      conn = this.deps.inventory.connection(where.environment, where.host);
-    } catch (err) {
-      if (err instanceof UnknownTargetError) throw ApplicationFailure.create({ message: err.message, type: 'UnknownTarget', nonRetryable: true });
-      throw err;
-    }
+    const conn = this.deps.inventory.connection(where.environment, where.host);
     const env = Object.entries(spec.env ?? {});
     const command = env.length || spec.lock ? quoteArgv(['sh', '-c', PRELUDE, 'opsflow', env.length ? '1' : '0', spec.lock ?? '-', ...spec.argv]) : quoteArgv(spec.argv);
     // The channel's slot in the pool is held until the program ends.
@@ -152,7 +150,7 @@ export class Tools {
           await exited;
         })
         .catch((err) => {
-          if (!started) reject(err instanceof SshError ? err.toFailure() : err);
+          if (!started) reject(err);
         });
     });
   }
@@ -199,7 +197,7 @@ export class Tools {
       }
       const [exit] = await Promise.all([proc.exited, consumed]);
       if (partial && opts.onStderrLine) opts.onStderrLine(partial);
-      if (size > cap) throw ApplicationFailure.create({ message: `${spec.argv[0]} on ${proc.where} printed more than ${cap} bytes`, type: 'ToolOutputTooLarge', nonRetryable: true });
+      if (size > cap) throw new ToolOutputTooLarge(`${spec.argv[0]} on ${proc.where} printed more than ${cap} bytes`);
       return { ...exit, stdout: Buffer.concat(chunks).toString('utf8'), stderr, timedOut };
     } catch (err) {
       proc.kill();

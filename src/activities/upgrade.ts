@@ -1,14 +1,15 @@
 // Activities for rolling upgrades: what a host runs (OS release, boot id, package versions), a reboot and the
 // wait for the host to come back with a new boot id, and service checks polled until they pass.
 import { Context } from '@temporalio/activity';
-import { ApplicationFailure } from '@temporalio/common';
 import type { Client } from 'ssh2';
 import { programArgv } from '../common/command';
-import { UnknownTargetError, type Inventory, type ResolvedHost } from '../config/inventory';
+import type { Inventory, ResolvedHost } from '../config/inventory';
 import type { ServiceCheck } from '../schemas/rollingUpgrade';
 import { pollChecks, runCheck, type CheckResult } from './checks';
 import type { SshPool } from './ssh/pool';
 import { runPlain } from './ssh/remoteRun';
+import { fillKnown } from '../config/services';
+import { HostDidNotReturn } from '../common/errors';
 
 export interface HostRef {
   environment: string;
@@ -26,7 +27,11 @@ const sleep = (ms: number) => Context.current().sleep(ms);
 export function createUpgradeActivities(deps: { inventory: Inventory; ssh: SshPool }) {
   const { inventory, ssh } = deps;
   const onHost = (ref: HostRef) => <T>(fn: (client: Client) => Promise<T>) => ssh.with(inventory.connection(ref.environment, ref.host), fn);
-  const sh = (ref: HostRef, argv: string[], timeoutMs = 60_000) => ssh.with(inventory.connection(ref.environment, ref.host), (client) => runPlain(client, argv, timeoutMs));
+  // The operator's commands (reboot, boot id) may name the host's {placeholders}, as fleet commands do.
+  const sh = (ref: HostRef, argv: string[], timeoutMs = 60_000) => {
+    const vars = inventory.placeholders(ref.environment, ref.host);
+    return ssh.with(inventory.connection(ref.environment, ref.host), (client) => runPlain(client, argv.map((a) => fillKnown(a, vars)), timeoutMs));
+  };
 
   async function bootId(ref: HostRef, command: string[]): Promise<string> {
     const res = await sh(ref, command, 30_000);
@@ -37,14 +42,9 @@ export function createUpgradeActivities(deps: { inventory: Inventory; ssh: SshPo
   return {
     /** The hosts in the operator's order, and the HAProxy-balanced services each one serves. */
     async upgradePlan(input: { environment: string; order: string[] }): Promise<{ hosts: ResolvedHost[]; rotation: Record<string, string[]> }> {
-      try {
-        const hosts = inventory.resolve(input.environment, { hosts: input.order });
-        for (const h of hosts) await ssh.admit(inventory.connection(input.environment, h.name));
-        return { hosts, rotation: Object.fromEntries(hosts.map((h) => [h.name, inventory.balancedServicesOn(input.environment, h.name)])) };
-      } catch (err) {
-        if (err instanceof UnknownTargetError) throw ApplicationFailure.create({ message: err.message, type: 'UnknownTarget', nonRetryable: true });
-        throw err;
-      }
+      const hosts = inventory.resolve(input.environment, { hosts: input.order });
+      for (const h of hosts) await ssh.admit(inventory.connection(input.environment, h.name));
+      return { hosts, rotation: Object.fromEntries(hosts.map((h) => [h.name, inventory.balancedServicesOn(input.environment, h.name)])) };
     },
 
     async hostFacts(input: HostRef & { packages: string[]; bootIdCommand?: string[] }): Promise<HostFacts> {
@@ -85,7 +85,7 @@ export function createUpgradeActivities(deps: { inventory: Inventory; ssh: SshPo
         }
         await sleep(Math.min(250 * 2 ** attempt, 10_000));
       }
-      throw ApplicationFailure.create({ message: `${input.host} did not come back within ${input.timeoutMs / 1000}s of its reboot (${last})`, type: 'HostDidNotReturn', nonRetryable: true });
+      throw new HostDidNotReturn(`${input.host} did not come back within ${input.timeoutMs / 1000}s of its reboot (${last})`);
     },
 
     /** Runs the checks until all pass or the time is up; then ChecksFailed names each failing one. */

@@ -2,6 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { userInfo } from 'node:os';
 import { Client, Connection, WorkflowFailedError, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
+import type { SignalDefinition, UpdateDefinition } from '@temporalio/common';
 import { decodeFromPayloadsAtIndex } from '@temporalio/common/lib/internal-non-workflow';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { z } from 'zod';
@@ -15,11 +16,12 @@ import { KeyError, keyringFromEnv } from '../codec/keys';
 import { startCodecServer } from '../codec/server';
 import { dataConverterFromEnv, targetFromEnv } from '../temporal/connection';
 import { inventoryFromEnv } from '../workers/inventoryFromEnv';
-import type { RunStatus } from '../workflows/gates';
+import { ANSWERS, resolveInput, statusQuery, type AnswerMessage, type ApproveInput, type RejectInput, type ResolveInput, type RunStatus, type VoteResult } from '../runbook/protocol';
 import { readRoles } from '../activities/roles';
 import { readInput } from './input';
 import { renderRoles, renderStatus } from './render';
 import { registerScheduleCommands } from './schedule';
+import { registerSigningCommands, withSignature, type AnswerPayload } from './sign';
 
 /** Exit codes: 1 the operation failed or was refused, 2 the command line or input was wrong. */
 class CliError extends Error {
@@ -116,7 +118,7 @@ function failureMessage(err: unknown): string {
 
 async function fetchStatus(handle: WorkflowHandle): Promise<RunStatus | string> {
   try {
-    return await handle.query<RunStatus>('status');
+    return await handle.query(statusQuery);
   } catch (queryErr) {
     const d = await handle.describe();
     if (d.status.name === 'FAILED') {
@@ -150,20 +152,24 @@ async function waitForResult(handle: WorkflowHandle): Promise<unknown> {
   }
 }
 
-async function answer(id: string, update: 'approve' | 'reject' | 'resolve', payload: Record<string, unknown>, asSignal: boolean): Promise<void> {
+/** Sends a gate answer with the definitions the workflows handle (src/runbook/protocol.ts). */
+async function answer<P extends AnswerPayload>(id: string, message: { update: UpdateDefinition<VoteResult, [P]>; signal: SignalDefinition<[P]> }, unsigned: P, asSignal: boolean, key?: string): Promise<void> {
+  const name = message.update.name;
   await withClient(async (client) => {
     const handle = client.workflow.getHandle(id);
+    // Signed with the SSH agent (or --key) when the run's keys in force list one for --by.
+    const payload = await withSignature(handle, client.options.namespace, name as AnswerMessage, unsigned, { key });
     if (asSignal) {
-      await handle.signal(update, payload);
-      console.log(`signal ${update} sent to ${id}; check \`opsflow status ${id}\` for refusals`);
+      await handle.signal(message.signal, payload);
+      console.log(`signal ${name} sent to ${id}; check \`opsflow status ${id}\` for refusals`);
       return;
     }
     try {
-      const res = await handle.executeUpdate<{ gate: string; state: string; approvals: number; quorum: number }, [Record<string, unknown>]>(update, { args: [payload] });
-      console.log(`${update}: gate "${res.gate}" is ${res.state}${update === 'approve' ? ` (${res.approvals}/${res.quorum} approvals)` : ''}`);
+      const res = await handle.executeUpdate(message.update, { args: [payload] });
+      console.log(`${name}: gate "${res.gate}" is ${res.state}${name === 'approve' ? ` (${res.approvals}/${res.quorum} approvals)` : ''}`);
     } catch (err) {
       if (err instanceof WorkflowUpdateFailedError) throw new CliError(`refused: ${failureMessage(err)}`);
-      throw new CliError(`${update} failed: ${failureMessage(err)}`);
+      throw new CliError(`${name} failed: ${failureMessage(err)}`);
     }
   });
 }
@@ -251,6 +257,7 @@ export function buildCli(): Command {
           if (status.state !== 'running') {
             console.log(`\n${renderStatus(status)}`);
             if (status.state === 'failed') throw new CliError('the run failed');
+            if (status.state === 'cancelled') throw new CliError('the run was cancelled');
             return;
           }
           await new Promise((r) => setTimeout(r, o.interval));
@@ -262,20 +269,21 @@ export function buildCli(): Command {
     cmd
       .option('-g, --gate <gate>', 'gate id (needed when several are open)')
       .option('--by <person>', 'who answers', me())
+      .option('--key <file>', 'sign with this private key file instead of the SSH agent')
       .option('--signal', 'send a signal instead of an update (for servers with updates disabled)');
 
   gateOptions(program.command('approve <workflowId>').description('approve the open gate'))
     .option('-c, --comment <text>', 'comment recorded with the decision')
-    .action((id: string, o: { gate?: string; by: string; comment?: string; signal?: boolean }) => answer(id, 'approve', { gate: o.gate, by: o.by, comment: o.comment }, !!o.signal));
+    .action((id: string, o: { gate?: string; by: string; comment?: string; signal?: boolean; key?: string }) => answer<ApproveInput>(id, ANSWERS.approve, { gate: o.gate, by: o.by, comment: o.comment }, !!o.signal, o.key));
 
   gateOptions(program.command('reject <workflowId>').description('reject the open gate'))
     .requiredOption('-r, --reason <text>', 'why')
-    .action((id: string, o: { gate?: string; by: string; reason: string; signal?: boolean }) => answer(id, 'reject', { gate: o.gate, by: o.by, reason: o.reason }, !!o.signal));
+    .action((id: string, o: { gate?: string; by: string; reason: string; signal?: boolean; key?: string }) => answer<RejectInput>(id, ANSWERS.reject, { gate: o.gate, by: o.by, reason: o.reason }, !!o.signal, o.key));
 
   gateOptions(program.command('resolve <workflowId>').description('answer a failure gate'))
-    .addOption(new Option('-a, --action <action>', 'what to do').choices(['retry', 'skip', 'abort']).makeOptionMandatory())
+    .addOption(new Option('-a, --action <action>', 'what to do').choices(resolveInput.shape.action.options).makeOptionMandatory())
     .option('-c, --comment <text>', 'comment recorded with the decision')
-    .action((id: string, o: { gate?: string; by: string; action: string; comment?: string; signal?: boolean }) => answer(id, 'resolve', { gate: o.gate, by: o.by, action: o.action, comment: o.comment }, !!o.signal));
+    .action((id: string, o: { gate?: string; by: string; action: ResolveInput['action']; comment?: string; signal?: boolean; key?: string }) => answer<ResolveInput>(id, ANSWERS.resolve, { gate: o.gate, by: o.by, action: o.action, comment: o.comment }, !!o.signal, o.key));
 
   program
     .command('list')
@@ -372,6 +380,7 @@ export function buildCli(): Command {
     });
 
   registerScheduleCommands(program, { withClient, inventory: inventoryFromEnv, error: (message, exitCode) => new CliError(message, exitCode) });
+  registerSigningCommands(program, { withClient, me, error: (message, exitCode) => new CliError(message, exitCode) });
 
   return program;
 }

@@ -1,4 +1,5 @@
-import { whoMayAnswer, type RunStatus } from '../workflows/gates';
+import type { RunStatus } from '../runbook/protocol';
+import { signedWith, whoMayAnswer } from '../runbook/render';
 import type { SystemConfig } from '../config/systems';
 import type { RolesState } from '../workflows/systemRoles';
 
@@ -32,7 +33,7 @@ export function renderStatus(s: RunStatus): string {
   }
   const closed = s.gates.filter((g) => g.state !== 'open');
   if (closed.length) out.push('', 'gates:', ...closed.map((g) => `  ${g.id} (${g.kind}): ${g.state}${g.closedAt ? ` at ${time(g.closedAt)}` : ''}`));
-  if (s.decisions.length) out.push('', 'decisions:', ...s.decisions.map((d) => `  ${d.at} ${d.by} ${d.action} ${d.gate}${d.comment ? `: ${d.comment}` : ''}`));
+  if (s.decisions.length) out.push('', 'decisions:', ...s.decisions.map((d) => `  ${d.at} ${d.by} ${d.action} ${d.gate}${d.comment ? `: ${d.comment}` : ''}${signedWith(d)}`));
   if (s.refused.length) out.push('', 'refused answers:', ...s.refused.map((r) => `  ${r.at} ${r.by} ${r.message}${r.gate ? ` ${r.gate}` : ''}: ${r.reason}`));
   return out.join('\n');
 }

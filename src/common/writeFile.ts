@@ -24,3 +24,24 @@ fi
 export function writeFileArgv(path: string, content: string, then: string[] = []): string[] {
   return ['sh', '-c', WRITE, 'opsflow-write', path, content, ...then];
 }
+
+// $1 path, $2 the content a write put there, then a command to run afterwards (may be empty). Puts
+// <path>.opsflow-previous back, atomically as the write did, but only over the content that write left: a file
+// changed since by someone else is not ours to put back.
+const RESTORE = `p=$1 c=$2; shift 2
+if [ -e "$p.opsflow-previous" ] && printf '%s' "$c" | cmp -s - "$p" 2>/dev/null; then
+  t=$(mktemp "$p.opsflow-XXXXXX") || exit 1
+  trap 'rm -f "$t"' EXIT
+  cp -p -- "$p.opsflow-previous" "$t" && mv -f -- "$t" "$p" || exit 1
+  echo "restored $p"
+else echo "left $p as it is: it does not hold the content written"
+fi
+[ $# -eq 0 ] || exec "$@"`;
+
+/** Undoes writeFileArgv(path, content): the previous file back in place, then `then` (a restart, say). */
+export function restoreFileArgv(path: string, content: string, then: string[] = []): string[] {
+  return ['sh', '-c', RESTORE, 'opsflow-restore', path, content, ...then];
+}
+
+/** writeFileArgv's output says the file already held the content, so the write changed nothing. */
+export const fileWasUnchanged = (stdout: string): boolean => stdout.startsWith('unchanged ');

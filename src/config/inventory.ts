@@ -6,15 +6,33 @@ import path from 'node:path';
 import { LineCounter, parseDocument, isMap, isNode, isScalar } from 'yaml';
 import { z } from 'zod';
 import { name } from '../schemas/common';
+import type { GateSigners } from '../runbook/signatures/check';
+import { parsePublicKey } from '../runbook/signatures/sshsig';
 import type { Target } from '../schemas/common';
 import { applicationSchema, checkApplications, type ApplicationConfig } from './applications';
 import { kubernetesSchema, type KubernetesConfig } from './kubernetes';
 import { nodeService, serviceSchema, type NodeService, type ServiceConfig } from './services';
 import { awsAccountSchema, checkSystems, databaseSchema, systemSchema, type AwsAccount, type DatabaseConfig, type SystemConfig } from './systems';
+import { UnknownTarget } from '../common/errors';
 
 const hostKey = z
   .string()
   .regex(/^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|rsa-sha2-(256|512)) [A-Za-z0-9+/=]+( .*)?$/, 'an OpenSSH public key line such as "ssh-ed25519 AAAA..."');
+
+/** A key that may sign gate answers: only the types the workflow's verifier knows. */
+const signingKey = z
+  .string()
+  .regex(/^(ssh-ed25519|ecdsa-sha2-nistp256) [A-Za-z0-9+/=]+( .*)?$/, 'an OpenSSH public key line: "ssh-ed25519 AAAA..." or "ecdsa-sha2-nistp256 AAAA..."')
+  .superRefine((line, ctx) => {
+    try {
+      parsePublicKey(line);
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: (err as Error).message });
+    }
+  });
+
+/** Whether gate answers must be signed (see README, "Signed gate answers"). */
+const gatesSchema = z.strictObject({ signed: z.enum(['required', 'optional']) });
 
 const connection = {
   user: z.string().min(1).optional(),
@@ -35,8 +53,10 @@ const hostSchema = z.strictObject({
   /** Pinned host keys; used instead of the known_hosts file for this host. */
   hostKeys: z.array(hostKey).min(1).optional(),
   roles: z.array(name).default([]),
-  /** Per-host values that services use as {placeholders}, like Ansible's host variables. */
+  /** Per-host values that services and fleet commands use as {placeholders}, like Ansible's host variables. */
   vars: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'a variable name'), z.string()).default({}),
+  /** The file holding the host's boot id, which the run guard records beside the host key. */
+  bootIdFile: z.string().regex(/^\//, 'an absolute path').default('/proc/sys/kernel/random/boot_id'),
 });
 
 const environmentSchema = z.strictObject({
@@ -48,6 +68,8 @@ const environmentSchema = z.strictObject({
   notify: z.strictObject({ channel: z.string().min(1) }).optional(),
   /** The environment's Kubernetes cluster and the services deployed to it (k8sDeploy). */
   kubernetes: kubernetesSchema.optional(),
+  /** Overrides the top-level `gates` for this environment's runs. */
+  gates: gatesSchema.optional(),
 });
 
 export const inventorySchema = z
@@ -56,8 +78,20 @@ export const inventorySchema = z
     knownHosts: z.string().min(1).optional(),
     defaults: z.strictObject(connection).default({}),
     environments: z.record(name, environmentSchema).default({}),
-    /** Who is who in Slack: a click by this Slack user answers a gate as this person. */
-    people: z.record(z.string().min(1), z.strictObject({ slack: z.string().regex(/^[UW][A-Z0-9]{2,}$/, 'a Slack user id such as U0123ABCD') })).default({}),
+    /**
+     * Who is who: a click by this Slack user answers a gate as this person, and answers signed with one of these
+     * keys are theirs.
+     */
+    people: z
+      .record(
+        z.string().min(1),
+        z.strictObject({ slack: z.string().regex(/^[UW][A-Z0-9]{2,}$/, 'a Slack user id such as U0123ABCD').optional(), keys: z.array(signingKey).default([]) }),
+      )
+      .default({}),
+    /** Gates of runs in environments without their own `gates`, and of runs that name no environment. */
+    gates: gatesSchema.default({ signed: 'optional' }),
+    /** The Slack interactivity endpoint's keys (OPSFLOW_SLACK_SIGNING_KEY_FILE): it vouches for people by Slack user id. */
+    bridges: z.strictObject({ slack: z.strictObject({ keys: z.array(signingKey).min(1) }).optional() }).default({}),
     aws: z.record(name, awsAccountSchema).default({}),
     databases: z.record(name, databaseSchema).default({}),
     systems: z.record(name, systemSchema).default({}),
@@ -139,6 +173,7 @@ export interface HostConnection extends ResolvedHost {
   hostKeys?: string[];
   /** Jump hosts, outermost first. */
   jumps: HostConnection[];
+  bootIdFile: string;
 }
 
 export class InventoryError extends Error {
@@ -148,12 +183,8 @@ export class InventoryError extends Error {
   }
 }
 
-export class UnknownTargetError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'UnknownTargetError';
-  }
-}
+/** The catalogue's UnknownTarget: an activity that lets it escape fails at once, without retries. */
+export const UnknownTargetError = UnknownTarget;
 
 export class Inventory {
   constructor(
@@ -213,6 +244,13 @@ export class Inventory {
     return Object.entries(this.raw.people).find(([, p]) => p.slack === slackUserId)?.[0] ?? `slack:${slackUserId}`;
   }
 
+  /** Who may sign gate answers for a run in `environment`, and whether they must. */
+  gateSigners(environment?: string): GateSigners {
+    const gates = (environment !== undefined ? this.raw.environments[environment]?.gates : undefined) ?? this.raw.gates;
+    const people = Object.fromEntries(Object.entries(this.raw.people).map(([who, p]) => [who, { keys: p.keys, ...(p.slack ? { slack: p.slack } : {}) }]));
+    return { signed: gates.signed, people, slackBridge: this.raw.bridges.slack?.keys ?? [] };
+  }
+
   /** Services that HAProxy balances onto this host: it leaves their rotation while it changes. */
   balancedServicesOn(environment: string, host: string): string[] {
     return Object.entries(this.environment(environment).services)
@@ -238,6 +276,13 @@ export class Inventory {
       throw new UnknownTargetError(`unknown service "${serviceName}" in ${environment} (services: ${known.length ? known.join(', ') : 'none'})`);
     }
     return service;
+  }
+
+  /** What {placeholders} in a command mean on this host: its vars, {node}, {address} and {bootIdFile}. */
+  placeholders(environment: string, hostName: string): Record<string, string> {
+    const host = this.environment(environment).hosts[hostName];
+    if (!host) throw new UnknownTargetError(`unknown host "${hostName}" in ${environment}`);
+    return { ...host.vars, node: hostName, address: host.address, bootIdFile: host.bootIdFile };
   }
 
   /** The service as `node` runs it, placeholders filled with the node's values. */
@@ -291,6 +336,7 @@ export class Inventory {
       agent: merged.agent ?? false,
       passphraseEnv: merged.passphraseEnv,
       hostKeys: host.hostKeys,
+      bootIdFile: host.bootIdFile,
       jumps: chain.reverse().map((j) => ({ ...this.connection(environment, j), jumps: [] })),
     };
   }

@@ -60,6 +60,14 @@ export function expand(template: string, vars: Record<string, string>): string {
   });
 }
 
+/**
+ * Fills the {name}s that `vars` knows and leaves every other brace alone: a command's own text (a shell
+ * script's `${VAR}` or awk's `{print}`) passes through unchanged.
+ */
+export function fillKnown(template: string, vars: Record<string, string>): string {
+  return template.replace(/(?<!\$)\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (whole, key: string) => (Object.hasOwn(vars, key) ? vars[key] : whole));
+}
+
 /** A service as one node runs it, every placeholder filled. */
 export interface NodeService {
   node: string;

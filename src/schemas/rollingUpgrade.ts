@@ -42,8 +42,8 @@ export const rollingUpgradeInput = z
       .strictObject({
         command: argv.default(['systemctl', 'reboot']),
         sudo: z.boolean().default(true),
-        /** Prints an id that changes at every boot. */
-        bootIdCommand: argv.default(['cat', '/proc/sys/kernel/random/boot_id']),
+        /** Prints an id that changes at every boot; by default the host's bootIdFile from the inventory. */
+        bootIdCommand: argv.default(['cat', '{bootIdFile}']),
         /** How long the host may take to come back over SSH. */
         timeout: duration.default('10m'),
       })

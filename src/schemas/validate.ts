@@ -1,7 +1,7 @@
-import { ApplicationFailure } from '@temporalio/common';
 import type { z } from 'zod';
+import { InvalidInput, toFailure } from '../common/errors';
 
-export const INVALID_INPUT = 'InvalidInput';
+export const INVALID_INPUT = InvalidInput.type;
 
 /** One line per problem, `field: reason`, in the order of the input. */
 export function describeIssues(error: z.ZodError): string[] {
@@ -16,10 +16,5 @@ export function parseInput<S extends z.ZodType>(workflow: string, schema: S, inp
   const parsed = schema.safeParse(input);
   if (parsed.success) return parsed.data;
   const problems = describeIssues(parsed.error);
-  throw ApplicationFailure.create({
-    message: `invalid input for ${workflow}:\n${problems.map((p) => `- ${p}`).join('\n')}`,
-    type: INVALID_INPUT,
-    nonRetryable: true,
-    details: [problems],
-  });
+  throw toFailure(new InvalidInput(`invalid input for ${workflow}:\n${problems.map((p) => `- ${p}`).join('\n')}`, { details: [problems] }));
 }

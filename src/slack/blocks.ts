@@ -1,6 +1,6 @@
 // What a gate looks like in Slack: the question, the evidence, who may answer, the deadline, and buttons while
 // it is open; once it closes, the decision in place of the buttons.
-import type { GateRecord } from '../workflows/gates';
+import type { GateRecord } from '../runbook/protocol';
 
 export interface RunRef {
   workflow: string;
@@ -38,6 +38,8 @@ function decision(gate: GateRecord): string {
       return `:x: Rejected by ${who(last?.by ?? '?')} at ${last?.at}${last?.comment ? `: ${last.comment}` : ''}`;
     case 'timed-out':
       return `:hourglass: Timed out at ${gate.closedAt}: nobody approved, so it counts as rejected`;
+    case 'cancelled':
+      return `:no_entry_sign: The run was cancelled at ${gate.closedAt}, before an answer`;
     default:
       return `:arrow_right: ${gate.state} chosen by ${who(last?.by ?? '?')} at ${last?.at}`;
   }

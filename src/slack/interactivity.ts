@@ -8,8 +8,11 @@ import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@
 import type { WebClient } from '@slack/web-api';
 import { log } from '../common/log';
 import type { Inventory } from '../config/inventory';
-import type { RunStatus } from '../workflows/gates';
+import type { UpdateDefinition } from '@temporalio/common';
+import { ANSWERS, statusQuery, type AnswerMessage, type AnswerPayload, type VoteResult } from '../runbook/protocol';
+import type { KeySigner } from '../runbook/signatures/signer';
 import { ACTIONS, rejectModal, type ButtonValue } from './blocks';
+import { vouch } from './bridge';
 
 const MAX_AGE_S = 5 * 60;
 const MAX_BODY = 1024 * 1024;
@@ -19,6 +22,8 @@ export interface InteractivityDeps {
   slack: WebClient;
   signingSecret: string;
   inventory: Inventory;
+  /** The bridge's key (OPSFLOW_SLACK_SIGNING_KEY_FILE): when set, every answer goes out signed by it (./bridge.ts). */
+  bridge?: KeySigner;
   /** Seconds since the epoch; tests move time. */
   now?: () => number;
 }
@@ -82,7 +87,7 @@ export function createInteractivityHandler(deps: InteractivityDeps): http.Reques
   const replays = new ReplayGuard();
 
   async function gateOf(value: ButtonValue) {
-    const status = await deps.temporal.workflow.getHandle(value.w).query<RunStatus>('status');
+    const status = await deps.temporal.workflow.getHandle(value.w).query(statusQuery);
     return status.gates.find((g) => g.id === value.g);
   }
 
@@ -97,13 +102,14 @@ export function createInteractivityHandler(deps: InteractivityDeps): http.Reques
     return undefined;
   }
 
-  async function answer(value: ButtonValue, update: 'approve' | 'reject' | 'resolve', slackUser: string, extra: Record<string, string>): Promise<string> {
+  /** `answer` is the payload without who answers: the endpoint fills in the person (and group) behind the click. */
+  async function answer<M extends AnswerMessage>(value: ButtonValue, update: M, slackUser: string, extra: Omit<AnswerPayload<M>, 'gate' | 'by' | 'group'>): Promise<string> {
     const by = deps.inventory.personForSlackUser(slackUser);
     const group = await vouchingGroup(value, by, slackUser);
     try {
-      const res = await deps.temporal.workflow
-        .getHandle(value.w)
-        .executeUpdate<{ gate: string; state: string; approvals: number; quorum: number }, [Record<string, unknown>]>(update, { args: [{ gate: value.g, by, ...(group ? { group } : {}), ...extra }] });
+      const unsigned = { gate: value.g, by, ...(group ? { group } : {}), ...extra } as AnswerPayload<M> & { gate: string };
+      const payload = deps.bridge ? ((await vouch(deps.bridge, deps.temporal, value.w, update, unsigned, slackUser)) as AnswerPayload<M>) : unsigned;
+      const res = await deps.temporal.workflow.getHandle(value.w).executeUpdate(ANSWERS[update].update as UpdateDefinition<VoteResult, [AnswerPayload<M>]>, { args: [payload] });
       log.info({ workflowId: value.w, gate: value.g, update, by, group }, 'gate answered from Slack');
       return update === 'approve' ? `You approved gate \`${res.gate}\`: ${res.state} (${res.approvals}/${res.quorum} approvals).` : `Gate \`${res.gate}\` is now ${res.state}.`;
     } catch (err) {
@@ -128,8 +134,8 @@ export function createInteractivityHandler(deps: InteractivityDeps): http.Reques
         await deps.slack.views.open({ trigger_id: payload.trigger_id as string, view: rejectModal({ ...value, c: payload.channel?.id ?? '' }, gate?.prompt ?? `gate ${value.g}`) as never });
         return undefined;
       }
-      const resolve = Object.entries(ACTIONS).find(([, id]) => id === action.action_id)?.[0];
-      if (!resolve) return undefined;
+      const resolve = (Object.keys(ACTIONS) as (keyof typeof ACTIONS)[]).find((k) => ACTIONS[k] === action.action_id);
+      if (!resolve || resolve === 'reject') return undefined;
       const verdict = resolve === 'approve' ? await answer(value, 'approve', user, { comment: 'from Slack' }) : await answer(value, 'resolve', user, { action: resolve });
       await tell(payload.channel?.id, user, verdict);
       return undefined;

@@ -7,6 +7,7 @@ import { TASK_QUEUE } from '../common/constants';
 import type { Inventory } from '../config/inventory';
 import { slackClient, slackFromEnv, type SlackSettings } from '../slack/settings';
 import { dataConverterFromEnv, type TemporalTarget } from '../temporal/connection';
+import { errorInterceptor, heartbeatInterceptor } from './interceptors';
 
 export interface OpsWorkerOptions {
   connection: NativeConnection;
@@ -42,6 +43,7 @@ export async function createOpsWorker(opts: OpsWorkerOptions): Promise<{ worker:
       slack: slackSettings && slackClient(slackSettings),
       temporal,
     }),
+    interceptors: { activity: [errorInterceptor, heartbeatInterceptor] },
     // Fleet batches spend their time waiting on remote hosts, not on this process.
     maxConcurrentActivityTaskExecutions: 200,
   });

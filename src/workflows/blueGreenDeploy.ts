@@ -3,8 +3,8 @@ import type { HealthResult, ServicePlan } from '../activities/release';
 import { SA_ENVIRONMENT, SA_RELEASE, SA_SERVICE } from '../common/constants';
 import { blueGreenDeployInput, type BlueGreenDeployInput } from '../schemas/release';
 import { parseInput } from '../schemas/validate';
-import { Runbook, SKIPPED } from './gates';
-import { batches, describeHealth, quick, slow, switchNode, waiting } from './rollout';
+import { Runbook, SKIPPED } from '../runbook';
+import { batches, describeHealth, quick, slow, undoableSwitch } from './rollout';
 
 export interface BlueGreenResult {
   ok: boolean;
@@ -39,7 +39,8 @@ function dryRunPlan(plan: ServicePlan, input: ReturnType<typeof blueGreenDeployI
 /**
  * Zero-downtime release to the nodes of a service: install everywhere, smoke test, then the blue node (out of
  * rotation, switch, restart, health, back), a promote gate, then the green nodes. A failure on the blue node,
- * a rejection, or an abort puts every switched node back on its previous release.
+ * a rejection, an abort or cancelling the run puts every switched node back on its previous release; once every
+ * node is healthy the release is committed, and nothing rolls it back.
  */
 export async function blueGreenDeploy(rawInput: BlueGreenDeployInput): Promise<BlueGreenResult> {
   const input = parseInput('blueGreenDeploy', blueGreenDeployInput, rawInput);
@@ -51,80 +52,75 @@ export async function blueGreenDeploy(rawInput: BlueGreenDeployInput): Promise<B
     { key: SA_RELEASE, value: id },
   ]);
   const rb = new Runbook({ workflow: 'blueGreenDeploy', environment, service, release: id, requestedBy: input.requestedBy, dryRun: input.dryRun, failure: input.failure, announce: !input.dryRun, notify: input.notify });
-  const ref = (node: string) => ({ environment, service, node });
+  return rb.run(async () => {
+    const ref = (node: string) => ({ environment, service, node });
 
-  rb.phase('resolve');
-  const plan = await rb.step('resolve service', () => quick.resolveService({ environment, service }), { required: true });
-  const result: BlueGreenResult = { ok: false, dryRun: input.dryRun, release: id, previous: {}, nodes: [], pruned: {} };
-  if (input.dryRun) {
-    await rb.succeed();
-    return { ...result, ok: true, plan: dryRunPlan(plan, input) };
-  }
-
-  rb.phase('install');
-  await Promise.all(plan.nodes.map((n) => rb.step(`install ${id}`, () => slow.installRelease({ ...ref(n.name), release: input.release }), { host: n.name, required: true })));
-  const currents = await Promise.all(plan.nodes.map((n) => quick.currentRelease(ref(n.name))));
-  plan.nodes.forEach((n, i) => (result.previous[n.name] = currents[i]));
-
-  const [blue, ...green] = plan.nodes;
-  if (blue.smoke && result.previous[blue.name] !== id) {
-    rb.phase('smoke test');
-    await rb.step('smoke test', () => slow.smokeTest({ ...ref(blue.name), releaseId: id }), { host: blue.name, required: true, onFailure: 'fail' });
-  }
-
-  const undoable = new Set<string>();
-  const deployNode = async (node: string): Promise<void> => {
-    const previous = result.previous[node];
-    if (previous === id) {
-      result.nodes.push({ node, outcome: 'unchanged' });
-      return;
+    rb.phase('resolve');
+    const plan = await rb.step('resolve service', () => quick.resolveService({ environment, service }), { required: true });
+    const result: BlueGreenResult = { ok: false, dryRun: input.dryRun, release: id, previous: {}, nodes: [], pruned: {} };
+    if (input.dryRun) {
+      await rb.succeed();
+      return { ...result, ok: true, plan: dryRunPlan(plan, input) };
     }
-    if (!undoable.has(node)) {
-      undoable.add(node);
-      rb.compensate(previous ? `roll ${node} back to ${previous}` : `put ${node} back in rotation`, async () => {
-        if (previous) await switchNode(rb, ref(node), previous);
-        else await waiting.setRotation({ ...ref(node), inRotation: true });
-      });
+
+    rb.phase('install');
+    await Promise.all(plan.nodes.map((n) => rb.step(`install ${id}`, () => slow.installRelease({ ...ref(n.name), release: input.release }), { host: n.name, required: true })));
+    const currents = await Promise.all(plan.nodes.map((n) => quick.currentRelease(ref(n.name))));
+    plan.nodes.forEach((n, i) => (result.previous[n.name] = currents[i]));
+
+    const [blue, ...green] = plan.nodes;
+    if (blue.smoke && result.previous[blue.name] !== id) {
+      rb.phase('smoke test');
+      await rb.step('smoke test', () => slow.smokeTest({ ...ref(blue.name), releaseId: id }), { host: blue.name, required: true, onFailure: 'fail' });
     }
-    result.nodes.push({ node, outcome: 'switched', health: await switchNode(rb, ref(node), id) });
-  };
 
-  rb.phase(`blue: ${blue.name}`);
-  await rb.step(`deploy ${blue.name}`, () => deployNode(blue.name), { host: blue.name, required: true, onFailure: 'fail' });
+    const switchNode = undoableSwitch(rb, plan.waitMs);
+    const deployNode = async (node: string): Promise<void> => {
+      const previous = result.previous[node];
+      if (previous === id) {
+        result.nodes.push({ node, outcome: 'unchanged' });
+        return;
+      }
+      result.nodes.push({ node, outcome: 'switched', health: await switchNode(ref(node), id, previous) });
+    };
 
-  if (input.promote && green.length) {
-    rb.phase('promote');
-    const blueHealth = result.nodes.find((n) => n.node === blue.name)?.health;
-    const outcome = await rb.approval(
-      'promote',
-      input.promote,
-      `${blue.name} runs ${service} ${id}${blueHealth ? ' and is healthy' : ' (unchanged)'}: promote to ${green.map((n) => n.name).join(', ')}?`,
-      blueHealth ? describeHealth(blueHealth) : `${blue.name} already ran ${id}`,
-    );
-    if (!outcome.approved) return rb.fail(`${outcome.reason}; switched nodes go back to their previous release`, 'Rejected');
-  }
+    rb.phase(`blue: ${blue.name}`);
+    await rb.step(`deploy ${blue.name}`, () => deployNode(blue.name), { host: blue.name, required: true, onFailure: 'fail' });
 
-  rb.phase('green');
-  for (const batch of batches(green, input.batchSize ?? plan.batchSize)) {
-    await Promise.all(batch.map((n) => rb.step(`deploy ${n.name}`, () => deployNode(n.name), { host: n.name, required: true })));
-  }
-  // Every node is on the new release and healthy: what follows must not roll it back.
-  rb.commit();
-
-  rb.phase('finish');
-  for (const n of plan.nodes) {
-    const protect = [id, ...(result.previous[n.name] ? [result.previous[n.name] as string] : [])];
-    try {
-      result.pruned[n.name] = await rb.track('prune old releases', () => quick.pruneReleases({ ...ref(n.name), protect }), n.name);
-    } catch (err) {
-      log.warn('pruning failed; the release is live regardless', { node: n.name, error: String(err) });
+    if (input.promote && green.length) {
+      rb.phase('promote');
+      const blueHealth = result.nodes.find((n) => n.node === blue.name)?.health;
+      const outcome = await rb.approval(
+        'promote',
+        input.promote,
+        `${blue.name} runs ${service} ${id}${blueHealth ? ' and is healthy' : ' (unchanged)'}: promote to ${green.map((n) => n.name).join(', ')}?`,
+        blueHealth ? describeHealth(blueHealth) : `${blue.name} already ran ${id}`,
+      );
+      if (!outcome.approved) return rb.fail(`${outcome.reason}; switched nodes go back to their previous release`, 'Rejected');
     }
-  }
-  if (input.tag && input.release.git) {
-    const tag = input.tag.pattern.replace(/\{date\}/g, new Date().toISOString().slice(0, 10)).replace(/\{release\}/g, id);
-    const git = input.release.git;
-    if ((await rb.step(`tag ${tag}`, () => quick.tagRelease({ repo: git.repo, ref: git.ref, tag }))) !== SKIPPED) result.tag = tag;
-  }
-  await rb.succeed(`${service} ${id} is live in ${environment} on ${plan.nodes.map((n) => n.name).join(', ')}${result.tag ? `, tagged ${result.tag}` : ''}`);
-  return { ...result, ok: true };
+
+    rb.phase('green');
+    for (const batch of batches(green, input.batchSize ?? plan.batchSize)) {
+      await Promise.all(batch.map((n) => rb.step(`deploy ${n.name}`, () => deployNode(n.name), { host: n.name, required: true })));
+    }
+    // Every node is on the new release and healthy: what follows (a failure, a late cancel) must not roll it back.
+    rb.commit();
+
+    rb.phase('finish');
+    for (const n of plan.nodes) {
+      const protect = [id, ...(result.previous[n.name] ? [result.previous[n.name] as string] : [])];
+      try {
+        result.pruned[n.name] = await rb.track('prune old releases', () => quick.pruneReleases({ ...ref(n.name), protect }), n.name);
+      } catch (err) {
+        log.warn('pruning failed; the release is live regardless', { node: n.name, error: String(err) });
+      }
+    }
+    if (input.tag && input.release.git) {
+      const tag = input.tag.pattern.replace(/\{date\}/g, new Date().toISOString().slice(0, 10)).replace(/\{release\}/g, id);
+      const git = input.release.git;
+      if ((await rb.step(`tag ${tag}`, () => quick.tagRelease({ repo: git.repo, ref: git.ref, tag }))) !== SKIPPED) result.tag = tag;
+    }
+    await rb.succeed(`${service} ${id} is live in ${environment} on ${plan.nodes.map((n) => n.name).join(', ')}${result.tag ? `, tagged ${result.tag}` : ''}`);
+    return { ...result, ok: true };
+  });
 }

@@ -1,4 +1,4 @@
-import { ApplicationFailure, executeChild, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { ActivityCancellationType, ActivityFailure, ApplicationFailure, executeChild, isCancellation, TimeoutFailure, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { SyncPlan } from '../activities/dataSync';
 import type { CheckFilesResult, SyncFilesResult } from '../activities/rclone';
 import { SA_ENVIRONMENT, SA_SERVICE } from '../common/constants';
@@ -6,9 +6,23 @@ import { backupKeyFor } from '../schemas/backupKey';
 import { dataSyncInput, type DataSyncInput } from '../schemas/dataSync';
 import { parseInput } from '../schemas/validate';
 import { backupDatabase, type BackupDatabaseResult } from './backupDatabase';
-import { long, quick } from './dataActivities';
-import { Runbook, SKIPPED } from './gates';
+import { activitiesFor } from './activityOptions';
+import { quick } from './dataActivities';
+import { Runbook, SKIPPED } from '../runbook';
 import { restoreDatabase, type RestoreDatabaseResult } from './restoreDatabase';
+
+/**
+ * rclone runs, as long as the other data steps. A cancelled run waits for the activity to have stopped rclone
+ * before it undoes, so it ends with no rclone writing into the standby.
+ */
+const rcloneRuns = activitiesFor(12 * 3600_000, { initialInterval: '5s', maximumInterval: '1m' }, { cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED });
+
+/** rclone did not end the sync itself (cancelled, killed, timed out): files it was writing may be cut short. */
+function cutShort(err: unknown): boolean {
+  if (isCancellation(err)) return true;
+  const cause = err instanceof ActivityFailure ? err.cause : undefined;
+  return cause instanceof TimeoutFailure || (cause instanceof ApplicationFailure && cause.type === 'RcloneInterrupted');
+}
 
 /** Differing paths listed in the failure; the count is always complete. */
 const DIFF_CAP = 50;
@@ -34,50 +48,69 @@ export async function dataSync(rawInput: DataSyncInput): Promise<DataSyncResult>
   const rb = new Runbook({ workflow: 'dataSync', service: system, requestedBy: input.requestedBy, dryRun: input.dryRun, failure: input.failure, notify: input.notify });
   const { workflowId } = workflowInfo();
 
-  rb.phase('plan');
-  const plan = await rb.step('plan', () => quick.planDataSync({ system, stores: input.stores, to: input.to }), { required: true, onFailure: 'fail' });
-  if (plan.environment) upsertSearchAttributes([{ key: SA_ENVIRONMENT, value: plan.environment }]);
-  const key = plan.database ? (input.key ?? backupKeyFor(workflowInfo().startTime, plan.timezone, 'scheduled')) : undefined;
-  const result: DataSyncResult = { dryRun: input.dryRun, plan, key };
-  if (input.dryRun) {
-    await rb.succeed();
-    return result;
-  }
-  const ends = { system, from: plan.from, to: plan.to };
+  return rb.run(async () => {
+    rb.phase('plan');
+    const plan = await rb.step('plan', () => quick.planDataSync({ system, stores: input.stores, to: input.to }), { required: true, onFailure: 'fail' });
+    if (plan.environment) upsertSearchAttributes([{ key: SA_ENVIRONMENT, value: plan.environment }]);
+    const key = plan.database ? (input.key ?? backupKeyFor(workflowInfo().startTime, plan.timezone, 'scheduled')) : undefined;
+    const result: DataSyncResult = { dryRun: input.dryRun, plan, key };
+    if (input.dryRun) {
+      await rb.succeed();
+      return result;
+    }
+    const ends = { system, from: plan.from, to: plan.to };
 
-  if (plan.files) {
-    const files = plan.files;
-    rb.phase('files');
-    const outcome = await rb.step(`files ${plan.from} → ${plan.to}`, async () => {
-      const sync = await rb.track(`rclone sync ${files.from} → ${files.to}`, () => long.syncFiles(ends), files.runsOn);
-      const check = await rb.track('rclone check', () => long.checkFiles({ ...ends, cap: DIFF_CAP }), files.runsOn);
-      if (check.differences) {
-        const listed = check.paths.map((p) => `${p.path} (${p.kind})`).join('\n');
-        throw ApplicationFailure.create({
-          message: `rclone check found ${check.differences} difference(s) between ${files.from} and ${files.to} after the sync${check.differences > check.paths.length ? ` (first ${check.paths.length})` : ''}:\n${listed}`,
-          type: 'FilesDiffer',
-          nonRetryable: true,
-          details: [check],
+    if (plan.files) {
+      const files = plan.files;
+      rb.phase('files');
+      const since = Date.now();
+      let forgetUndo = (): void => undefined;
+      // A sync that rclone did not end itself (cancelled, killed, timed out) may have left files cut short: from
+      // then on, until the files step is over, ending the run early removes them.
+      const runSync = () =>
+        rcloneRuns.syncFiles(ends).catch((err: unknown) => {
+          if (cutShort(err)) {
+            forgetUndo();
+            forgetUndo = rb.compensate(`remove what rclone left unfinished in ${files.to}`, async () => {
+              const removed = await rcloneRuns.removeCutShort({ ...ends, since });
+              const at = new Date().toISOString();
+              if (removed.length) rb.recordStep({ name: `removed ${removed.length} unfinished file(s): ${removed.slice(0, 10).join(', ')}${removed.length > 10 ? ', …' : ''}`, host: files.runsOn, state: 'compensated', attempt: 1, startedAt: at, endedAt: at });
+            });
+          }
+          throw err;
         });
-      }
-      return { sync, check };
-    });
-    result.files = outcome === SKIPPED ? 'skipped' : outcome;
-  }
+      const outcome = await rb.step(`files ${plan.from} → ${plan.to}`, async () => {
+        const sync = await rb.track(`rclone sync ${files.from} → ${files.to}`, runSync, files.runsOn);
+        const check = await rb.track('rclone check', () => rcloneRuns.checkFiles({ ...ends, cap: DIFF_CAP }), files.runsOn);
+        if (check.differences) {
+          const listed = check.paths.map((p) => `${p.path} (${p.kind})`).join('\n');
+          throw ApplicationFailure.create({
+            message: `rclone check found ${check.differences} difference(s) between ${files.from} and ${files.to} after the sync${check.differences > check.paths.length ? ` (first ${check.paths.length})` : ''}:\n${listed}`,
+            type: 'FilesDiffer',
+            nonRetryable: true,
+            details: [check],
+          });
+        }
+        return { sync, check };
+      });
+      forgetUndo();
+      result.files = outcome === SKIPPED ? 'skipped' : outcome;
+    }
 
-  if (plan.database && key) {
-    const db = plan.database;
-    rb.phase('database');
-    const common = { system, key, requestedBy: input.requestedBy, failure: { onFailure: 'fail' as const } };
-    const outcome = await rb.step(`database ${plan.from} → ${plan.to} via backup ${key}`, async () => {
-      // Child ids extend this run's, so a change embargo held by this run's parent lets them act too.
-      const backup = await rb.track(`back up ${db.from.name} (${plan.from}) as ${key}`, () => executeChild(backupDatabase, { workflowId: `${workflowId}/backup-${key}`, args: [{ ...common, from: plan.from }] }));
-      const restore = await rb.track(`restore ${key} on ${db.to.name} (${plan.to})`, () => executeChild(restoreDatabase, { workflowId: `${workflowId}/restore-${key}`, args: [{ ...common, to: plan.to }] }));
-      return { backup, restore };
-    });
-    result.database = outcome === SKIPPED ? 'skipped' : outcome;
-  }
+    if (plan.database && key) {
+      const db = plan.database;
+      rb.phase('database');
+      const common = { system, key, requestedBy: input.requestedBy, failure: { onFailure: 'fail' as const } };
+      const outcome = await rb.step(`database ${plan.from} → ${plan.to} via backup ${key}`, async () => {
+        // Child ids extend this run's, so a change embargo held by this run's parent lets them act too.
+        const backup = await rb.track(`back up ${db.from.name} (${plan.from}) as ${key}`, () => executeChild(backupDatabase, { workflowId: `${workflowId}/backup-${key}`, args: [{ ...common, from: plan.from }] }));
+        const restore = await rb.track(`restore ${key} on ${db.to.name} (${plan.to})`, () => executeChild(restoreDatabase, { workflowId: `${workflowId}/restore-${key}`, args: [{ ...common, to: plan.to }] }));
+        return { backup, restore };
+      });
+      result.database = outcome === SKIPPED ? 'skipped' : outcome;
+    }
 
-  await rb.succeed(`${system}: ${input.stores.join(' and ')} synced from ${plan.from} to ${plan.to}`);
-  return result;
+    await rb.succeed(`${system}: ${input.stores.join(' and ')} synced from ${plan.from} to ${plan.to}`);
+    return result;
+  });
 }

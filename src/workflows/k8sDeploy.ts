@@ -1,21 +1,21 @@
-import { CancellationScope, isCancellation, log, proxyActivities, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { isCancellation, log, proxyActivities, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import { msToNumber } from '@temporalio/common/lib/time';
-import type { Duration, RetryPolicy } from '@temporalio/common';
+import type { Duration } from '@temporalio/common';
 import type { Activities } from '../activities';
 import type { DeploymentRecord, K8sPlan, K8sRef, RolloutProgress, WatchResult } from '../activities/k8s';
 import { SA_ENVIRONMENT, SA_RELEASE, SA_SERVICE } from '../common/constants';
 import { k8sDeployInput, releaseOf, type K8sDeployInput } from '../schemas/k8sDeploy';
 import { parseInput } from '../schemas/validate';
-import { Runbook } from './gates';
+import { Runbook } from '../runbook';
+import { activitiesFor, HEARTBEAT_TIMEOUT, retry } from './activityOptions';
 
-const nonRetryableErrorTypes = ['InvalidInput', 'UnknownTarget', 'KubernetesRefused', 'KubernetesClientUnavailable', 'DeploymentPaused', 'DeploymentReplaced', 'RevisionGone'];
-const retry: RetryPolicy = { initialInterval: '1s', maximumInterval: '10s', maximumAttempts: 6, nonRetryableErrorTypes };
+const policy = { maximumAttempts: 6 };
 
 /** Reads and patches: a few API calls each. */
-const kube = proxyActivities<Activities>({ startToCloseTimeout: '1m', retry });
+const kube = proxyActivities<Activities>({ startToCloseTimeout: '1m', heartbeatTimeout: HEARTBEAT_TIMEOUT, retry: retry(policy) });
 
 /** Long polls of a rollout. They heartbeat, so a worker that dies is replaced within the heartbeat timeout. */
-const follow = proxyActivities<Activities>({ startToCloseTimeout: '2m', heartbeatTimeout: '10s', retry: { ...retry, maximumAttempts: 10 } });
+const follow = proxyActivities<Activities>({ startToCloseTimeout: '2m', heartbeatTimeout: HEARTBEAT_TIMEOUT, retry: retry({ maximumAttempts: 10 }) });
 const POLL_MS = 30_000;
 
 export const MIGRATION_WARNING = 'This release declared a database migration: rolling back the images does not undo it, the database keeps the migrated schema (runbook: fix forward or restore the database).';
@@ -66,8 +66,8 @@ async function followRollout(rb: Runbook, ref: K8sRef, deployment: string, timeo
 
 /**
  * Deploys a release's images to a service's deployments on Kubernetes, one deployment after the other, each
- * rolled out before the next; watches the pods; and on a failed rollout, a failed watch, a rejection or an abort
- * rolls every changed deployment back to the revision recorded before it changed.
+ * rolled out before the next; watches the pods; and on a failed rollout, a failed watch, a rejection, an abort or
+ * a cancellation rolls every changed deployment back to the revision recorded before it changed.
  */
 export async function k8sDeploy(rawInput: K8sDeployInput): Promise<K8sDeployResult> {
   const input = parseInput('k8sDeploy', k8sDeployInput, rawInput);
@@ -78,22 +78,10 @@ export async function k8sDeploy(rawInput: K8sDeployInput): Promise<K8sDeployResu
     ...(release ? [{ key: SA_RELEASE, value: release }] : []),
   ]);
   const rb = new Runbook({ workflow: 'k8sDeploy', environment: input.environment, service: input.service, release, requestedBy: input.requestedBy, dryRun: input.dryRun, failure: input.failure, announce: !input.dryRun, notify: input.notify });
-  const undo: Undo = { note: () => '' };
-  try {
-    return await deploy(rb, input, release, undo);
-  } catch (err) {
-    // Cancelling the run is an abort too: what it changed goes back before it ends.
-    if (!isCancellation(err)) throw err;
-    return CancellationScope.nonCancellable(() => rb.fail(`the run was cancelled${undo.note()}`, 'Cancelled'));
-  }
+  return rb.run(() => deploy(rb, input, release));
 }
 
-/** What a failure undoes, said in the failure itself: set once deployments start to change. */
-interface Undo {
-  note: () => string;
-}
-
-async function deploy(rb: Runbook, input: ReturnType<typeof k8sDeployInput.parse>, release: string | undefined, undo: Undo): Promise<K8sDeployResult> {
+async function deploy(rb: Runbook, input: ReturnType<typeof k8sDeployInput.parse>, release: string | undefined): Promise<K8sDeployResult> {
   const ref: K8sRef = { environment: input.environment, service: input.service };
 
   rb.phase('resolve');
@@ -161,7 +149,6 @@ async function deploy(rb: Runbook, input: ReturnType<typeof k8sDeployInput.parse
 
   const touched: typeof changing = [];
   const rollback = () => (touched.length ? `; rolled back ${touched.map((t) => `${t.name} to revision ${t.record.revision}`).reverse().join(', ')}${migration ? `. ${MIGRATION_WARNING}` : ''}` : '');
-  undo.note = rollback;
   const { workflowId, runId } = workflowInfo();
 
   rb.phase('rollout');
@@ -182,7 +169,7 @@ async function deploy(rb: Runbook, input: ReturnType<typeof k8sDeployInput.parse
 
   if (watchMs > 0) {
     rb.phase('watch');
-    const watcher = proxyActivities<Activities>({ startToCloseTimeout: watchMs + 5 * 60_000, heartbeatTimeout: '30s', retry });
+    const watcher = activitiesFor(watchMs, policy);
     const watch = await rb.step('watch', () => watcher.k8sWatch({ ...ref, deployments: changing.map((t) => t.name), ...plan.watch, periodMs: watchMs, checks: plan.checks }), { required: true });
     result.watch = watch;
     if (!watch.ok) return rb.fail(`the watch found trouble: ${watch.problem}${rollback()}`, 'WatchFailed');

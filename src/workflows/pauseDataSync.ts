@@ -4,7 +4,7 @@ import { SA_SERVICE } from '../common/constants';
 import { pauseDataSyncInput, syncScheduleId, type PauseDataSyncInput } from '../schemas/dataSync';
 import { parseInput } from '../schemas/validate';
 import { quick } from './dataActivities';
-import { Runbook } from './gates';
+import { Runbook } from '../runbook';
 
 export interface PauseDataSyncResult {
   dryRun: boolean;

@@ -5,7 +5,7 @@ import { expiredKeys } from '../schemas/backupKey';
 import { pruneBackupsInput, type PruneBackupsInput } from '../schemas/backups';
 import { parseInput } from '../schemas/validate';
 import { long, quick } from './dataActivities';
-import { Runbook } from './gates';
+import { Runbook } from '../runbook';
 
 export interface PruneBackupsResult {
   dryRun: boolean;

@@ -4,7 +4,7 @@ import { SA_ENVIRONMENT, SA_SERVICE } from '../common/constants';
 import { restoreDatabaseInput, type RestoreDatabaseInput } from '../schemas/backups';
 import { parseInput } from '../schemas/validate';
 import { long, quick } from './dataActivities';
-import { describeError, Runbook } from './gates';
+import { describeError, Runbook } from '../runbook';
 
 export interface RestoreDatabaseResult {
   dryRun: boolean;
@@ -26,34 +26,37 @@ export async function restoreDatabase(rawInput: RestoreDatabaseInput): Promise<R
   upsertSearchAttributes([{ key: SA_SERVICE, value: system }]);
   const rb = new Runbook({ workflow: 'restoreDatabase', service: system, requestedBy: input.requestedBy, dryRun: input.dryRun, failure: input.failure, notify: input.notify });
 
-  rb.phase('plan');
-  const plan = await rb.step('plan', () => quick.planRestore({ system, to: input.to }), { required: true, onFailure: 'fail' });
-  if (plan.environment) upsertSearchAttributes([{ key: SA_ENVIRONMENT, value: plan.environment }]);
-  const infrastructure = plan.database.infrastructure;
-  const result: RestoreDatabaseResult = { dryRun: input.dryRun, key, database: plan.database };
-  if (input.dryRun) {
-    await rb.succeed();
+  return rb.run(async () => {
+    rb.phase('plan');
+    const plan = await rb.step('plan', () => quick.planRestore({ system, to: input.to }), { required: true, onFailure: 'fail' });
+    if (plan.environment) upsertSearchAttributes([{ key: SA_ENVIRONMENT, value: plan.environment }]);
+    const infrastructure = plan.database.infrastructure;
+    const result: RestoreDatabaseResult = { dryRun: input.dryRun, key, database: plan.database };
+    if (input.dryRun) {
+      await rb.succeed();
+      return result;
+    }
+
+    rb.phase('restore');
+    const ref = { system, infrastructure, key };
+    // Each undo step is registered before its change: a step cut short may have made it, and undoing is idempotent.
+    rb.compensate(`release backup ${key}`, () => quick.releaseBackup({ system, key }));
+    await rb.step(`lease backup ${key}`, () => quick.leaseBackup({ system, key }), { required: true });
+    // A restore that fails or is cancelled half-way leaves a partial database to drop; the live one is untouched.
+    rb.compensate('drop the restored database', () => long.dropRestore({ system, infrastructure }));
+    result.restored = await rb.step(`download, check and restore ${key} beside ${plan.database.name}`, () => long.restoreToScratch(ref), { required: true });
+    result.verified = await rb.step('verify row counts and checks', () => long.verifyRestore(ref), { required: true });
+
+    rb.phase('swap');
+    await rb.step(`swap it in as ${plan.database.name}`, () => quick.swapInRestore(ref), { required: true });
+    rb.commit();
+    try {
+      await rb.track(`release backup ${key}`, () => quick.releaseBackup({ system, key }));
+    } catch (err) {
+      // The restore is done; pruning treats the lease of a finished run as released.
+      log.warn('could not release the backup lease', { key, error: describeError(err).message });
+    }
+    await rb.succeed(`${system}: ${infrastructure} restored from ${key} (${result.verified.tables} tables, ${result.verified.rows} rows)`);
     return result;
-  }
-
-  rb.phase('restore');
-  const ref = { system, infrastructure, key };
-  await rb.step(`lease backup ${key}`, () => quick.leaseBackup({ system, key }), { required: true });
-  rb.compensate(`release backup ${key}`, () => quick.releaseBackup({ system, key }));
-  // Registered before the restore starts: a restore that fails half-way leaves a partial database to drop.
-  rb.compensate('drop the restored database', () => long.dropRestore({ system, infrastructure }));
-  result.restored = await rb.step(`download, check and restore ${key} beside ${plan.database.name}`, () => long.restoreToScratch(ref), { required: true });
-  result.verified = await rb.step('verify row counts and checks', () => long.verifyRestore(ref), { required: true });
-
-  rb.phase('swap');
-  await rb.step(`swap it in as ${plan.database.name}`, () => quick.swapInRestore(ref), { required: true });
-  rb.commit();
-  try {
-    await rb.track(`release backup ${key}`, () => quick.releaseBackup({ system, key }));
-  } catch (err) {
-    // The restore is done; pruning treats the lease of a finished run as released.
-    log.warn('could not release the backup lease', { key, error: describeError(err).message });
-  }
-  await rb.succeed(`${system}: ${infrastructure} restored from ${key} (${result.verified.tables} tables, ${result.verified.rows} rows)`);
-  return result;
+  });
 }

@@ -1,4 +1,4 @@
-import { isCancellation, proxyActivities, upsertSearchAttributes } from '@temporalio/workflow';
+import { ActivityCancellationType, isCancellation, proxyActivities, upsertSearchAttributes } from '@temporalio/workflow';
 import { msToNumber } from '@temporalio/common/lib/time';
 import type { Duration } from '@temporalio/common';
 import type { Activities } from '../activities';
@@ -8,15 +8,15 @@ import { commandLine } from '../common/command';
 import { SA_ENVIRONMENT } from '../common/constants';
 import { rollingUpgradeInput, type RollingUpgradeInput, type RollingUpgradeParsed } from '../schemas/rollingUpgrade';
 import { parseInput } from '../schemas/validate';
-import { describeError, Runbook } from './gates';
-import { batches, quick, waiting } from './rollout';
+import { describeError, Runbook } from '../runbook';
+import { activitiesFor, HEARTBEAT_TIMEOUT, retry } from './activityOptions';
+import { batches, waiting } from './rollout';
 
-const nonRetryableErrorTypes = ['InvalidInput', 'UnknownTarget', 'HostDidNotReturn', 'ChecksFailed', 'HostKeyRejected', 'SshAuthFailed', 'SshConfigError'];
-
+/** Plans, facts, a reboot request and checks without a wait: each a few SSH commands. */
 export const hostActs = proxyActivities<Activities>({
-  startToCloseTimeout: '5m',
-  heartbeatTimeout: '30s',
-  retry: { initialInterval: '1s', maximumAttempts: 5, nonRetryableErrorTypes },
+  startToCloseTimeout: '2m',
+  heartbeatTimeout: HEARTBEAT_TIMEOUT,
+  retry: retry(),
 });
 
 export interface HostNote {
@@ -40,7 +40,8 @@ export interface RollingUpgradeResult {
 /**
  * Upgrades hosts one at a time (or in waves) in the operator's order, after a thumbs-up, and stops the line at
  * the first host that does not come back healthy: its failure gate decides between retry, skip and abort, and
- * abort leaves every later host untouched.
+ * abort leaves every later host untouched. An upgrade has no undo: ending early (abort, cancel) stops the command
+ * in flight and puts the host it took out of rotation back in once its checks pass, and says where the line stood.
  */
 export async function rollingUpgrade(rawInput: RollingUpgradeInput): Promise<RollingUpgradeResult> {
   const input = parseInput('rollingUpgrade', rollingUpgradeInput, rawInput);
@@ -56,19 +57,55 @@ export interface UpgradeLineOptions {
   beforePlan?: string;
   /** What the upgrade does, for the gate and the plan, when the command itself says it poorly. */
   upgradeLabel?: string;
+  /**
+   * How to undo the upgrade on a host (memcachedPool: put the old pool file back), run when the line ends early.
+   * `unchanged` reads the upgrade's output: a host the upgrade says it left as it was needs no undo.
+   */
+  undo?: { label: (host: string) => string; command: string[]; unchanged: (stdout: string) => boolean };
 }
 
 /**
  * The upgrade line itself, for rollingUpgrade and for workflows that are a use of it (memcachedPool): the
  * caller owns the run's Runbook and labels, this owns the order, the gates and the per-host steps.
  */
-export async function upgradeInOrder(rb: Runbook, input: RollingUpgradeParsed, opts: UpgradeLineOptions = {}): Promise<RollingUpgradeResult> {
+export function upgradeInOrder(rb: Runbook, input: RollingUpgradeParsed, opts: UpgradeLineOptions = {}): Promise<RollingUpgradeResult> {
+  const line = new Line();
+  return rb.run(() => runLine(rb, input, opts, line), () => line.describe());
+}
+
+/** Where the line stands, for an abort or a cancel and the operator. */
+class Line {
+  hosts: string[] = [];
+  upgraded: string[] = [];
+  skipped: string[] = [];
+  readonly current = new Set<string>();
+
+  /** `failed`: the host whose failure ends the line; otherwise the hosts in flight were interrupted. */
+  describe(failed?: string): string {
+    const done = new Set([...this.upgraded, ...this.skipped, ...this.current]);
+    const untouched = this.hosts.filter((h) => !done.has(h));
+    const stopped = failed ? `failed: ${failed}` : `interrupted: ${[...this.current].join(', ') || 'none'}`;
+    return `upgraded: ${this.upgraded.join(', ') || 'none'}; skipped: ${this.skipped.join(', ') || 'none'}; ${stopped}; untouched: ${untouched.join(', ') || 'none'}`;
+  }
+}
+
+/** {node} and {address} name the host, as in checks; other braces (a script's ${VAR}) stay as they are. */
+const forHost = (argv: string[], host: { name: string; address: string }) => argv.map((a) => a.split('{node}').join(host.name).split('{address}').join(host.address));
+
+async function runLine(rb: Runbook, input: RollingUpgradeParsed, opts: UpgradeLineOptions, line: Line): Promise<RollingUpgradeResult> {
   const { environment } = input;
   const upgradeLine = opts.upgradeLabel ?? commandLine({ argv: input.upgrade.command, sudo: input.upgrade.sudo });
+  // The declared durations bound their steps; no shared allowance cuts them short.
+  const upgradeMs = msToNumber(input.upgrade.timeout as Duration);
+  // A cancelled run waits for the killed command to be gone before it checks the host and puts it back.
+  const upgrading = activitiesFor(upgradeMs, {}, { cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED });
+  const checking = activitiesFor(msToNumber(input.checksTimeout as Duration));
+  const booting = input.reboot && activitiesFor(msToNumber(input.reboot.timeout as Duration));
 
   rb.phase('resolve');
   const plan = await rb.step('resolve hosts', () => hostActs.upgradePlan({ environment, order: input.order }), { required: true });
-  const result: RollingUpgradeResult = { ok: false, dryRun: input.dryRun, upgraded: [], skipped: [], notes: [] };
+  line.hosts = plan.hosts.map((h) => h.name);
+  const result: RollingUpgradeResult = { ok: false, dryRun: input.dryRun, upgraded: line.upgraded, skipped: line.skipped, notes: [] };
   if (input.dryRun) {
     await rb.succeed();
     return {
@@ -94,8 +131,17 @@ export async function upgradeInOrder(rb: Runbook, input: RollingUpgradeParsed, o
   const approval = await rb.approval('upgrade', input.approval, `upgrade ${plan.hosts.length} host(s) in ${environment}, in this order: ${input.order.join(', ')}: \`${upgradeLine}\``, `${evidence}Rollback plan:\n${input.rollbackPlan}`);
   if (!approval.approved) return rb.fail(approval.reason, 'Rejected');
 
+  const checksMs = msToNumber(input.checksTimeout as Duration);
+  const postChecks = (host: (typeof plan.hosts)[number]) => checking.runChecks({ environment, host: host.name, address: host.address, checks: input.checks, timeoutMs: checksMs });
+  /** Undo steps registered per host, once whatever the attempt: back in rotation is forgotten once done. */
+  const backInRotation = new Map<string, () => void>();
+  const undoRegistered = new Set<string>();
+  /** Hosts whose upgrade reported that it left them as they were. */
+  const unchanged = new Set<string>();
+
   const upgradeHost = async (host: (typeof plan.hosts)[number], attempt: number): Promise<void> => {
     const ref = { environment, host: host.name };
+    const services = plan.rotation[host.name];
     const bootIdCommand = input.reboot?.bootIdCommand;
     const before: HostFacts = await rb.track('pre-checks', async () => {
       const facts = await hostActs.hostFacts({ ...ref, packages: input.packages, bootIdCommand });
@@ -103,24 +149,40 @@ export async function upgradeInOrder(rb: Runbook, input: RollingUpgradeParsed, o
       if (input.checks.length) await hostActs.runChecks({ ...ref, address: host.address, checks: input.checks, timeoutMs: 0 });
       return facts;
     }, host.name);
-    for (const service of plan.rotation[host.name]) await rb.track(`out of ${service}`, () => waiting.setRotation({ environment, service, node: host.name, inRotation: false }), host.name);
+    if (services.length && !backInRotation.has(host.name)) {
+      // Registered before the host leaves rotation: a host taken out never stays out unsaid.
+      backInRotation.set(host.name, rb.compensate(`put ${host.name} back in ${services.join(', ')} once its checks pass`, async () => {
+        if (input.checks.length) await rb.track('checks before rotation', () => postChecks(host), host.name);
+        for (const service of services) await rb.track(`back in ${service}`, () => waiting.setRotation({ environment, service, node: host.name, inRotation: true }), host.name);
+      }));
+    }
+    for (const service of services) await rb.track(`out of ${service}`, () => waiting.setRotation({ environment, service, node: host.name, inRotation: false }), host.name);
+    const undo = opts.undo;
+    if (undo && !undoRegistered.has(host.name)) {
+      undoRegistered.add(host.name);
+      rb.compensate(undo.label(host.name), async () => {
+        if (unchanged.has(host.name)) return;
+        const [r] = await upgrading.runOnHosts({ hosts: [host], command: { argv: forHost(undo.command, host), sudo: input.upgrade.sudo }, step: `undo:${host.name}`, concurrency: 1, maxErrors: 0, timeoutMs: upgradeMs, capBytes: 8192 });
+        if (r.state !== 'succeeded') throw new Error(`${host.name}: ${r.error?.message ?? 'failed'}${r.stderr ? `: ${r.stderr.trim().slice(-500)}` : ''}`);
+      });
+    }
     await rb.track('upgrade', async () => {
       // The guarded run: a retry after a crash collects the first attempt instead of upgrading twice.
-      // {node} and {address} name the host, as in checks; other braces (a script's ${VAR}) stay as they are.
-      const argv = input.upgrade.command.map((a) => a.split('{node}').join(host.name).split('{address}').join(host.address));
-      const [r] = await quick.runOnHosts({ hosts: [host], command: { argv, sudo: input.upgrade.sudo }, step: `upgrade:${host.name}#${attempt}`, concurrency: 1, maxErrors: 0, timeoutMs: msToNumber(input.upgrade.timeout as Duration), capBytes: 8192 });
+      const [r] = await upgrading.runOnHosts({ hosts: [host], command: { argv: forHost(input.upgrade.command, host), sudo: input.upgrade.sudo }, step: `upgrade:${host.name}#${attempt}`, concurrency: 1, maxErrors: 0, timeoutMs: upgradeMs, capBytes: 8192 });
       if (r.state !== 'succeeded') throw new Error(`${host.name}: upgrade ${r.error?.message ?? 'failed'}${r.stderr ? `: ${r.stderr.trim().slice(-500)}` : ''}`);
+      if (undo?.unchanged(r.stdout)) unchanged.add(host.name);
     }, host.name);
     let rebooted: boolean | undefined;
-    if (input.reboot && before.bootId) {
+    if (input.reboot && booting && before.bootId) {
       const { command, sudo, timeout } = input.reboot;
       await rb.track('reboot', () => hostActs.requestReboot({ ...ref, command, sudo }), host.name);
-      await rb.track('wait for boot', () => hostActs.waitForBoot({ ...ref, previousBootId: before.bootId as string, bootIdCommand: input.reboot?.bootIdCommand ?? [], timeoutMs: msToNumber(timeout as Duration) }), host.name);
+      await rb.track('wait for boot', () => booting.waitForBoot({ ...ref, previousBootId: before.bootId as string, bootIdCommand: input.reboot?.bootIdCommand ?? [], timeoutMs: msToNumber(timeout as Duration) }), host.name);
       rebooted = true;
     }
-    const checks = input.checks.length ? await rb.track('post-checks', () => hostActs.runChecks({ ...ref, address: host.address, checks: input.checks, timeoutMs: msToNumber(input.checksTimeout as Duration) }), host.name) : [];
+    const checks = input.checks.length ? await rb.track('post-checks', () => postChecks(host), host.name) : [];
     const after = await hostActs.hostFacts({ ...ref, packages: input.packages });
-    for (const service of plan.rotation[host.name]) await rb.track(`back in ${service}`, () => waiting.setRotation({ environment, service, node: host.name, inRotation: true }), host.name);
+    for (const service of services) await rb.track(`back in ${service}`, () => waiting.setRotation({ environment, service, node: host.name, inRotation: true }), host.name);
+    backInRotation.get(host.name)?.();
     result.notes.push({
       host: host.name,
       osBefore: before.os,
@@ -131,26 +193,23 @@ export async function upgradeInOrder(rb: Runbook, input: RollingUpgradeParsed, o
     });
   };
 
-  /** Where the line stands, for the abort message and the operator. */
-  const line = (failed: string) => {
-    const done = new Set([...result.upgraded, ...result.skipped, failed]);
-    const untouched = plan.hosts.map((h) => h.name).filter((h) => !done.has(h));
-    return `upgraded: ${result.upgraded.join(', ') || 'none'}; skipped: ${result.skipped.join(', ') || 'none'}; failed: ${failed}; untouched: ${untouched.join(', ') || 'none'}`;
-  };
   const runHost = async (host: (typeof plan.hosts)[number]): Promise<void> => {
+    line.current.add(host.name);
     for (let attempt = 1; ; attempt++) {
       try {
         await rb.track(`upgrade ${host.name}`, () => upgradeHost(host, attempt), host.name);
-        result.upgraded.push(host.name);
+        line.current.delete(host.name);
+        line.upgraded.push(host.name);
         return;
       } catch (err) {
         if (isCancellation(err)) throw err;
         const { message } = describeError(err);
-        if (input.failure.onFailure === 'fail') return rb.fail(`${message}; ${line(host.name)}`, 'HostFailed');
-        const action = await rb.failureGate(`upgrade ${host.name}`, `${message}\n${line(host.name)}`);
-        if (action === 'abort') return rb.fail(`aborted at ${host.name}: ${message}; ${line(host.name)}`, 'Aborted');
+        if (input.failure.onFailure === 'fail') return rb.fail(`${message}; ${line.describe(host.name)}`, 'HostFailed');
+        const action = await rb.failureGate(`upgrade ${host.name}`, `${message}\n${line.describe(host.name)}`);
+        if (action === 'abort') return rb.fail(`aborted at ${host.name}: ${message}; ${line.describe(host.name)}`, 'Aborted');
         if (action === 'skip') {
-          result.skipped.push(host.name);
+          line.current.delete(host.name);
+          line.skipped.push(host.name);
           return;
         }
       }
@@ -159,6 +218,8 @@ export async function upgradeInOrder(rb: Runbook, input: RollingUpgradeParsed, o
 
   rb.phase('upgrade');
   for (const wave of batches(plan.hosts, input.waveSize)) await Promise.all(wave.map(runHost));
+  // The line is done: a late cancel undoes nothing.
+  rb.commit();
   await rb.succeed(`upgraded ${result.upgraded.join(', ')}${result.skipped.length ? `; skipped ${result.skipped.join(', ')}` : ''}`);
   return { ...result, ok: result.skipped.length === 0 };
 }

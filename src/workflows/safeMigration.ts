@@ -1,4 +1,4 @@
-import { ActivityCancellationType, ApplicationFailure, CancellationScope, isCancellation, proxyActivities, upsertSearchAttributes } from '@temporalio/workflow';
+import { ActivityCancellationType, ApplicationFailure, proxyActivities, upsertSearchAttributes } from '@temporalio/workflow';
 import { msToNumber } from '@temporalio/common/lib/time';
 import type { Duration } from '@temporalio/common';
 import type { Activities } from '../activities';
@@ -9,24 +9,19 @@ import { SA_ENVIRONMENT, SA_RELEASE, SA_SERVICE } from '../common/constants';
 import { quoteArgv } from '../common/shell';
 import { safeMigrationInput, type SafeMigrationInput } from '../schemas/safeMigration';
 import { parseInput } from '../schemas/validate';
-import { Runbook } from './gates';
-
-const nonRetryableErrorTypes = ['InvalidInput', 'UnknownTarget', 'HostKeyRejected', 'SshAuthFailed', 'SshConfigError'];
+import { Runbook } from '../runbook';
+import { activitiesFor, HEARTBEAT_TIMEOUT, retry } from './activityOptions';
 
 /** Plans, checks and the switch: short, heartbeating, so a dead worker is noticed quickly. */
 const db = proxyActivities<Activities>({
   startToCloseTimeout: '1h',
-  heartbeatTimeout: '30s',
-  retry: { initialInterval: '2s', maximumInterval: '30s', maximumAttempts: 5, nonRetryableErrorTypes },
+  heartbeatTimeout: HEARTBEAT_TIMEOUT,
+  retry: retry({ initialInterval: '2s', maximumInterval: '30s' }),
 });
 
 /** The application's commands, guarded on the host: a retry after a crash collects the first run instead of running it again. */
-const host = proxyActivities<Activities>({
-  startToCloseTimeout: '30m',
-  heartbeatTimeout: '10s',
-  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-  retry: { initialInterval: '1s', maximumInterval: '10s', maximumAttempts: 10, nonRetryableErrorTypes },
-});
+const HOST_COMMAND_MS = 10 * 60_000;
+const host = activitiesFor(HOST_COMMAND_MS, { maximumAttempts: 10 }, { cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED });
 
 export interface SafeMigrationResult {
   ok: boolean;
@@ -72,7 +67,8 @@ function describePlan(plan: MigrationPlan, input: ReturnType<typeof safeMigratio
  * Evolve"): full backup; the application read-only (and proved so: its write check must fail); final backup;
  * restore into a new database; the migration commands there; check queries; the copy renamed into the live
  * database's place in one transaction; restart; writable again, and proved so. A failure before the switch
- * leaves production untouched and writable, the copy kept; a failure after it switches back.
+ * leaves production untouched and writable, the copy kept; a failure after it switches back. A cancellation is
+ * undone in the same way.
  */
 export async function safeMigration(rawInput: SafeMigrationInput): Promise<SafeMigrationResult> {
   const input = parseInput('safeMigration', safeMigrationInput, rawInput);
@@ -83,7 +79,12 @@ export async function safeMigration(rawInput: SafeMigrationInput): Promise<SafeM
     { key: SA_RELEASE, value: id },
   ]);
   const rb = new Runbook({ workflow: 'safeMigration', service: application, release: id, requestedBy: input.requestedBy, dryRun: input.dryRun, failure: input.failure, announce: !input.dryRun, notify: input.notify });
+  return rb.run(() => migrate(rb, input));
+}
 
+async function migrate(rb: Runbook, input: ReturnType<typeof safeMigrationInput.parse>): Promise<SafeMigrationResult> {
+  const { application } = input;
+  const id = input.migration.id;
   rb.phase('plan');
   const plan = await rb.step('plan', () => db.migrationPlan({ application, migrationId: id }), { required: true });
   upsertSearchAttributes([{ key: SA_ENVIRONMENT, value: plan.environment }]);
@@ -99,7 +100,7 @@ export async function safeMigration(rawInput: SafeMigrationInput): Promise<SafeM
   }
 
   const run = async (s: HostStep, step: string): Promise<HostRunResult> => {
-    const [r] = await host.runOnHosts({ hosts: [s.host], command: { argv: s.argv, sudo: s.sudo }, step, concurrency: 1, maxErrors: 0, timeoutMs: 10 * 60_000, capBytes: 4096 });
+    const [r] = await host.runOnHosts({ hosts: [s.host], command: { argv: s.argv, sudo: s.sudo }, step, concurrency: 1, maxErrors: 0, timeoutMs: HOST_COMMAND_MS, capBytes: 4096 });
     return r;
   };
   const output = (r: HostRunResult) => (r.stderr || r.stdout).trim().slice(-500);
@@ -125,7 +126,7 @@ export async function safeMigration(rawInput: SafeMigrationInput): Promise<SafeM
 
   try {
     rb.phase('full backup');
-    const long = (ms: number) => proxyActivities<Activities>({ startToCloseTimeout: ms, heartbeatTimeout: '30s', retry: { initialInterval: '5s', maximumInterval: '1m', maximumAttempts: 5, nonRetryableErrorTypes } });
+    const long = (ms: number) => activitiesFor(ms, { initialInterval: '5s', maximumInterval: '1m' });
     const dumps = long(24 * 3600_000);
     result.backups.full = await rb.step('full backup', () => dumps.dumpDatabase({ database: plan.database, migrationId: id, backupDir: input.backupDir, kind: 'full' }), { required: true });
 
@@ -179,11 +180,7 @@ export async function safeMigration(rawInput: SafeMigrationInput): Promise<SafeM
     await rb.step('writes accepted', (a) => must(plan.check, `writes accepted#${a}`), { required: true });
     rb.commit();
   } catch (err) {
-    if (isCancellation(err)) {
-      // A cancelled migration is undone as an aborted one is: writable again, on the original data.
-      await CancellationScope.nonCancellable(() => rb.fail('cancelled', 'Cancelled').catch(() => undefined));
-      throw err;
-    }
+    // A cancellation goes on up to the kernel, which undoes as for an abort: writable again, on the original data.
     if (!(err instanceof ApplicationFailure)) throw err;
     const where = result.switched
       ? `${application} is still on the migrated data (switching back failed)`

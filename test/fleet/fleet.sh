@@ -2,9 +2,11 @@
 # opsflow test fleet: N independent sshd "hosts" on loopback.
 #
 # Host i (1-based) is named h<i>, listens on 127.0.10.<i>:PORT and has its own
-# host key, sshd config, pid file, log, boot id and directories under
-# DIR/hosts/h<i>/. Every host accepts the same client key for the OS user
-# opsflow-fleet (passwordless sudo, no shell startup files).
+# host key, sshd config, pid file, log, boot id file and "host root" directory
+# under DIR/hosts/h<i>/. Every host accepts the same client key for the OS user
+# opsflow-fleet (passwordless sudo, no shell startup files), whose one home
+# directory all hosts share, as NFS homes do; sshd gives sessions no per-host
+# environment.
 #
 # Usage: fleet.sh help (and test/fleet/README.md).
 #
@@ -348,7 +350,6 @@ PermitRootLogin no
 AllowTcpForwarding yes
 Subsystem sftp internal-sftp
 LogLevel ERROR
-SetEnv OPSFLOW_STATE_DIR=$hd/state OPSFLOW_HOST_DIR=$hd/root OPSFLOW_HOST=h$i OPSFLOW_BOOT_ID_FILE=$hd/boot_id
 "
   if [[ $STRICT_MODES == no ]]; then
     REPLY+="# StrictModes would make sshd refuse $KEYS_DIR/authorized_keys
@@ -364,7 +365,7 @@ StrictModes no
 host_is_current() {
   local i=$1 hd=$HOSTS_DIR/h$1 cfg
   [[ -s $hd/ssh_host_ed25519_key && -s $hd/ssh_host_ed25519_key.pub && -s $hd/boot_id ]] || return 1
-  [[ -d $hd/root && ! -O $hd/root && -d $hd/state && ! -O $hd/state ]] || return 1
+  [[ -d $hd/root && ! -O $hd/root ]] || return 1
   host_config "$i" "$2"; cfg=$REPLY
   read_file "$hd/sshd_config" && [[ $REPLY == "$cfg" ]] || return 1
   host_pid "$i"
@@ -382,14 +383,11 @@ prepare_host() {
   if [[ ! -s $hd/boot_id ]]; then
     new_uuid; printf '%s\n' "$REPLY" >"$hd/boot_id"
   fi
-  local d
-  for d in root state; do
-    if [[ ! -d $hd/$d ]]; then
-      install -d -o "$FLEET_UID" -g "$FLEET_GID" -m 755 "$hd/$d"
-    elif [[ -O $hd/$d ]]; then # owned by root: hand it to the fleet user
-      chown "$FLEET_UID:$FLEET_GID" "$hd/$d"
-    fi
-  done
+  if [[ ! -d $hd/root ]]; then
+    install -d -o "$FLEET_UID" -g "$FLEET_GID" -m 755 "$hd/root"
+  elif [[ -O $hd/root ]]; then # owned by root: hand it to the fleet user
+    chown "$FLEET_UID:$FLEET_GID" "$hd/root"
+  fi
   host_config "$i" "$port"; cfg=$REPLY
   if ! read_file "$hd/sshd_config" || [[ $REPLY != "$cfg" ]]; then
     printf '%s' "$cfg" >"$hd/sshd_config.tmp"
@@ -488,28 +486,34 @@ wait_up() {
 }
 
 # stop_hosts I...: stop the sshd of each host and kill what runs "on" it: the
-# listener's descendants (sessions, their commands, sudo children) and any
-# process whose environment says it belongs to the host (daemonized
-# leftovers): what a power-off does to a real machine. Prints how many sshd
-# listeners were stopped.
+# listener's descendants (sessions, their commands, sudo children) and the
+# daemonized leftovers that left that tree, found by what ties them to the
+# host: a working directory in, or a command line naming, the host's
+# directory (hosts get no per-host environment to find them by). What a
+# power-off does to a real machine. Prints how many sshd listeners were
+# stopped.
 stop_hosts() {
   local i pid f
-  local -a listeners=() victims=() patterns=() DESC=()
+  local -a listeners=() victims=() greps=() cwds=() DESC=()
   scan_processes
   protect_self
   for i in "$@"; do
     if host_pid "$i"; then
       listeners+=("$REPLY")
+      PROTECTED[$REPLY]=1 # it gets TERM below, and time to exit
       DESC=(); descendants "$REPLY"; victims+=("${DESC[@]}")
     fi
-    patterns+=(-e "OPSFLOW_HOST_DIR=$HOSTS_DIR/h$i/root")
+    greps+=(-e "$HOSTS_DIR/h$i/")
+    cwds+=(${cwds[0]+-o} -lname "$HOSTS_DIR/h$i/*")
   done
   if [[ ${#listeners[@]} -gt 0 ]]; then kill -TERM "${listeners[@]}" 2>/dev/null || true; fi
   kill_list "${victims[@]}"
   victims=()
+  # One grep and one find for all the hosts: a fork per host would make stopping 200 slow.
   while IFS= read -r f; do
-    pid=${f#/proc/}; victims+=("${pid%/environ}")
-  done < <(grep -lzxF "${patterns[@]}" /proc/[0-9]*/environ 2>/dev/null || true)
+    pid=${f#/proc/}; victims+=("${pid%%/*}")
+  done < <(grep -lzF "${greps[@]}" /proc/[0-9]*/cmdline 2>/dev/null
+    find /proc -mindepth 2 -maxdepth 2 -name cwd \( "${cwds[@]}" \) 2>/dev/null || true)
   kill_list "${victims[@]}"
   local deadline left
   now_ms; deadline=$((REPLY + STOP_TIMEOUT * 1000))

@@ -4,7 +4,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse, stringify } from 'yaml';
-import { ROOT, writeInventory, type InventoryOptions } from './harness';
+import { fleet, ROOT, writeInventory, type InventoryOptions } from './harness';
 
 /** An artifacts directory for one test or bench run (git-ignored). */
 export function artifactsDir(name: string): string {
@@ -18,6 +18,28 @@ export function writeDataInventory(data: { aws?: unknown; databases?: unknown; s
   const file = writeInventory(opts);
   const doc = parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
   writeFileSync(file, stringify({ ...doc, ...data }));
+  return file;
+}
+
+/** An rclone config with one SFTP remote, `fleet`, on fleet host h2; without `knownHosts` it would accept any key. */
+export function sftpConfig(file: string, knownHosts?: string): string {
+  const h2 = fleet().hosts[1];
+  writeFileSync(
+    file,
+    [
+      '[fleet]',
+      'type = sftp',
+      `host = ${h2.address}`,
+      `port = ${h2.port}`,
+      `user = ${fleet().user}`,
+      `key_file = ${fleet().identityFile}`,
+      ...(knownHosts ? [`known_hosts_file = ${knownHosts}`] : []),
+      'shell_type = unix',
+      'md5sum_command = md5sum',
+      'sha1sum_command = sha1sum',
+      '',
+    ].join('\n'),
+  );
   return file;
 }
 

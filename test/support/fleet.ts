@@ -3,6 +3,7 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
+import { fingerprint } from '../../src/activities/ssh/hostKeys';
 
 export interface FleetHost {
   name: string;
@@ -84,4 +85,18 @@ export function startFleet(opts: { count?: number; dir?: string; port?: number }
 /** Stops every host of the fleet in `dir` (and what runs in their sessions). */
 export function stopFleet(dir: string = DEFAULT_FLEET_DIR): void {
   fleetScript('stop', '--dir', path.resolve(dir));
+}
+
+/** The fleet user's home directory: one for all hosts, as an NFS-mounted home is. */
+export function fleetHome(): string {
+  const line = readFileSync('/etc/passwd', 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith(`${FLEET_USER}:`));
+  if (!line) throw new Error(`no user ${FLEET_USER}: start the fleet first`);
+  return line.split(':')[5];
+}
+
+/** The SHA256 fingerprint of a fleet host's key, as the run guard records it. */
+export function hostKeyFingerprint(host: FleetHost): string {
+  return fingerprint(Buffer.from(readFileSync(path.join(host.dir, 'ssh_host_ed25519_key.pub'), 'utf8').split(' ')[1], 'base64'));
 }

@@ -1,14 +1,29 @@
 // A real HAProxy (Debian's) on loopback in front of the test service's nodes, with its runtime API socket.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { parseStat } from '../../src/activities/haproxy';
 import { freePort, waitFor } from './harness';
 
 export interface Haproxy {
   url: string;
   socket: string;
+  /** Each server of the backend and its state as HAProxy reports it (`UP` is in rotation; `MAINT`, `DRAIN` not). */
+  servers(): Promise<Record<string, string>>;
   stop(): Promise<void>;
+}
+
+/** One runtime API command over the admin socket, straight from the test. */
+function adminCommand(socket: string, command: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let out = '';
+    const conn = net.connect(socket, () => conn.end(`${command}\n`));
+    conn.on('data', (d) => (out += d.toString()));
+    conn.on('end', () => resolve(out));
+    conn.on('error', reject);
+  });
 }
 
 export async function startHaproxy(backend: string, servers: { name: string; address: string; port: number }[]): Promise<Haproxy> {
@@ -48,6 +63,10 @@ ${servers.map((s) => `  server ${s.name} ${s.address}:${s.port} check`).join('\n
   return {
     url: `http://127.0.0.1:${port}/`,
     socket,
+    async servers() {
+      const stats = parseStat(await adminCommand(socket, 'show stat')).filter((st) => st.backend === backend);
+      return Object.fromEntries(stats.map((st) => [st.server, st.status]));
+    },
     async stop() {
       proc.kill('SIGTERM');
       await waitFor(() => proc.exitCode !== null || proc.signalCode !== null, 'HAProxy to stop', 10_000);

@@ -4,7 +4,7 @@ import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
+import { CancelledFailure, WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { expect, inject } from 'vitest';
@@ -12,6 +12,7 @@ import { stringify } from 'yaml';
 import { loadInventory } from '../../src/config/inventory';
 import { findTemporalCli } from '../../src/temporal/binary';
 import type { SlackSettings } from '../../src/slack/settings';
+import type { RunStatus } from '../../src/runbook/protocol';
 import { createOpsWorker } from '../../src/workers/worker';
 import type { Fleet } from './fleet';
 
@@ -56,12 +57,20 @@ export interface InventoryOptions {
   knownHostsFile?: string;
   groups?: Record<string, string[]>;
   services?: Record<string, unknown>;
-  people?: Record<string, { slack: string }>;
+  people?: Record<string, { slack?: string; keys?: string[] }>;
   notify?: { channel: string };
   /** More environments beside `test`. */
   environments?: Record<string, unknown>;
   /** More top-level sections: aws, databases, systems. */
   sections?: Record<string, unknown>;
+}
+
+/**
+ * What the inventory says of a fleet host besides its address: where its boot id is (the fleet's restart-host
+ * changes it) and, as {root}, its own directory (the fleet's hosts share one home, as NFS homes do).
+ */
+export function fleetHostEntry(h: { name: string; address: string; dir: string }, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return { address: h.address, bootIdFile: path.join(h.dir, 'boot_id'), ...extra, vars: { root: path.join(h.dir, 'root'), ...(extra.vars as Record<string, string> | undefined) } };
 }
 
 /**
@@ -72,9 +81,12 @@ export function writeInventory(opts: InventoryOptions = {}): string {
   const f = { ...fleet(), hosts: fleet().hosts.slice(0, 6) };
   const dir = mkdtempSync(path.join(tmpdir(), 'opsflow-inv-'));
   const hosts = Object.fromEntries(
-    f.hosts.map((h, i) => [h.name, { address: h.address, roles: i === 0 ? ['blue'] : ['green'], ...(opts.hosts?.[h.name] ?? {}) }]),
+    f.hosts.map((h, i) => [h.name, fleetHostEntry(h, { roles: i === 0 ? ['blue'] : ['green'], ...(opts.hosts?.[h.name] ?? {}) })]),
   );
-  for (const [name, extra] of Object.entries(opts.hosts ?? {})) if (!hosts[name]) hosts[name] = extra as (typeof hosts)[string];
+  for (const [name, extra] of Object.entries(opts.hosts ?? {})) {
+    const h = fleet().hosts.find((x) => x.name === name);
+    if (!hosts[name]) hosts[name] = h && (extra as { address?: string }).address === h.address ? fleetHostEntry(h, extra) : extra;
+  }
   const file = path.join(dir, 'inventory.yaml');
   writeFileSync(
     file,
@@ -187,6 +199,23 @@ export async function failureOf(handle: WorkflowHandle): Promise<{ type?: string
   expect(err).toBeInstanceOf(WorkflowFailedError);
   const cause = (err as WorkflowFailedError).cause as { message: string; type?: string };
   return { type: cause.type, message: cause.message };
+}
+
+/**
+ * Waits for a cancelled run to end, checks that it ended Canceled with every undo step done, and returns its last
+ * status, which says what was put back.
+ */
+export async function cancelledRun(handle: WorkflowHandle): Promise<RunStatus> {
+  const err = await handle.result().then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(WorkflowFailedError);
+  expect((err as WorkflowFailedError).cause).toBeInstanceOf(CancelledFailure);
+  expect((await handle.describe()).status.name).toBe('CANCELLED');
+  const status = await handle.query<RunStatus>('status');
+  expect(status).toMatchObject({ state: 'cancelled', undo: { why: 'cancelled', notPutBack: [] } });
+  return status;
 }
 
 export interface CliResult {

@@ -5,8 +5,8 @@ import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { Client, type ClientChannel } from 'ssh2';
 import type { HostConnection } from '../../config/inventory';
-import { HostKeyVerifier } from './hostKeys';
-import { SSH_FATAL, SshError } from './errors';
+import { fingerprint, HostKeyVerifier } from './hostKeys';
+import { HostKeyRejected, SshAuthFailed, SshChannelFailed, SshConfigError, SshConnectFailed } from '../../common/errors';
 
 export interface PoolOptions {
   knownHostsFile?: string;
@@ -43,6 +43,16 @@ interface Pooled {
   active: number;
   idleTimer?: NodeJS.Timeout;
   dead: boolean;
+}
+
+// The fingerprint of the host key each connection verified: who is on the other end, as the run guard records it.
+const verifiedKeys = new WeakMap<Client, string>();
+
+/** The SHA256 fingerprint of the host key this connection verified. */
+export function verifiedHostKey(client: Client): string {
+  const fp = verifiedKeys.get(client);
+  if (!fp) throw new Error('this SSH connection has not verified a host key');
+  return fp;
 }
 
 function keyOf(c: HostConnection): string {
@@ -136,7 +146,7 @@ export class SshPool {
     if (via) {
       return new Promise<Duplex>((resolve, reject) => {
         via.forwardOut('127.0.0.1', 0, host.address, host.port, (err, stream) => {
-          if (err) reject(new SshError(`cannot reach ${host.name} (${host.address}:${host.port}) through the jump host: ${err.message}`, 'SshConnectFailed', true));
+          if (err) reject(new SshConnectFailed(`cannot reach ${host.name} (${host.address}:${host.port}) through the jump host: ${err.message}`));
           else resolve(stream);
         });
       });
@@ -147,7 +157,7 @@ export class SshPool {
       sock.setNoDelay(true);
       const timer = setTimeout(() => {
         sock.destroy();
-        reject(new SshError(`connection to ${host.name} (${host.address}:${host.port}) timed out after ${timeout} ms`, 'SshConnectFailed', true));
+        reject(new SshConnectFailed(`connection to ${host.name} (${host.address}:${host.port}) timed out after ${timeout} ms`));
       }, timeout);
       sock.once('connect', () => {
         clearTimeout(timer);
@@ -155,7 +165,7 @@ export class SshPool {
       });
       sock.once('error', (err) => {
         clearTimeout(timer);
-        reject(new SshError(`cannot connect to ${host.name} (${host.address}:${host.port}): ${err.message}`, 'SshConnectFailed', true));
+        reject(new SshConnectFailed(`cannot connect to ${host.name} (${host.address}:${host.port}): ${err.message}`));
       });
     });
   }
@@ -166,16 +176,16 @@ export class SshPool {
       try {
         creds.privateKey = readFileSync(host.identityFile);
       } catch (err) {
-        throw new SshError(`cannot read the identity file for ${host.name}: ${(err as NodeJS.ErrnoException).code ?? 'error'} ${host.identityFile}`, SSH_FATAL.config, false);
+        throw new SshConfigError(`cannot read the identity file for ${host.name}: ${(err as NodeJS.ErrnoException).code ?? 'error'} ${host.identityFile}`);
       }
     }
     if (host.passphraseEnv) {
       const value = process.env[host.passphraseEnv];
-      if (value === undefined) throw new SshError(`the key for ${host.name} needs a passphrase: set ${host.passphraseEnv} in the worker's environment`, SSH_FATAL.config, false);
+      if (value === undefined) throw new SshConfigError(`the key for ${host.name} needs a passphrase: set ${host.passphraseEnv} in the worker's environment`);
       creds.passphrase = value;
     }
     if (host.agent) {
-      if (!process.env.SSH_AUTH_SOCK) throw new SshError(`${host.name} uses the SSH agent but SSH_AUTH_SOCK is not set for the worker`, SSH_FATAL.config, false);
+      if (!process.env.SSH_AUTH_SOCK) throw new SshConfigError(`${host.name} uses the SSH agent but SSH_AUTH_SOCK is not set for the worker`);
       creds.agent = process.env.SSH_AUTH_SOCK;
     }
     return creds;
@@ -190,12 +200,12 @@ export class SshPool {
       client.once('ready', () => resolve(client));
       client.once('error', (err: Error & { level?: string }) => {
         client.end();
-        if (rejection) reject(new SshError(rejection, SSH_FATAL.hostKey, false));
+        if (rejection) reject(new HostKeyRejected(rejection));
         else if (err.level === 'client-authentication')
-          reject(new SshError(`${host.user}@${host.name} (${host.address}:${host.port}) refused our key: ${err.message}`, SSH_FATAL.auth, false));
+          reject(new SshAuthFailed(`${host.user}@${host.name} (${host.address}:${host.port}) refused our key: ${err.message}`));
         else if (/encrypted private key|passphrase/i.test(err.message))
-          reject(new SshError(`the private key for ${host.name} could not be decrypted: check ${host.passphraseEnv ?? 'passphraseEnv'}`, SSH_FATAL.config, false));
-        else reject(new SshError(`SSH to ${host.name} (${host.address}:${host.port}) failed: ${err.message}`, 'SshConnectFailed', true));
+          reject(new SshConfigError(`the private key for ${host.name} could not be decrypted: check ${host.passphraseEnv ?? 'passphraseEnv'}`));
+        else reject(new SshConnectFailed(`SSH to ${host.name} (${host.address}:${host.port}) failed: ${err.message}`));
       });
       try {
         client.connect({
@@ -208,13 +218,14 @@ export class SshPool {
           hostVerifier: (key: Buffer) => {
             const verdict = this.verifier.verify(host, key);
             if (!verdict.ok) rejection = verdict.reason;
+            else verifiedKeys.set(client, fingerprint(key));
             return verdict.ok;
           },
         });
       } catch (err) {
         // ssh2 throws synchronously on a key it cannot parse or decrypt.
         sock.destroy();
-        reject(new SshError(`the private key for ${host.name} cannot be used: ${(err as Error).message}`, SSH_FATAL.config, false));
+        reject(new SshConfigError(`the private key for ${host.name} cannot be used: ${(err as Error).message}`));
       }
     });
   }
@@ -222,6 +233,6 @@ export class SshPool {
 
 export function exec(client: Client, command: string): Promise<ClientChannel> {
   return new Promise((resolve, reject) => {
-    client.exec(command, (err, channel) => (err ? reject(new SshError(`cannot open a channel: ${err.message}`, 'SshChannelFailed', true)) : resolve(channel)));
+    client.exec(command, (err, channel) => (err ? reject(new SshChannelFailed(`cannot open a channel: ${err.message}`)) : resolve(channel)));
   });
 }

@@ -1,19 +1,33 @@
 // Runs one command on a host at most once per step, even when the worker dies and the activity is retried.
 //
-// The command starts detached (its own session, output to files) under a state directory named by the run and
-// step. A second attempt finds that directory and, instead of starting the command again, waits for the first
-// one and returns its recorded exit status and output. If the host lost the first attempt without a recorded
-// status (it rebooted, say), the outcome is reported as unknown, for an operator to decide.
+// The command starts detached (its own session, output to files) under a state directory named by the run,
+// the step and the host. A second attempt finds that directory and, instead of starting the command again,
+// waits for the first one and returns its recorded exit status and output. If the host lost the first attempt
+// without a recorded status (the process was killed), the outcome is reported as unknown, for an operator to
+// decide.
+//
+// The state records who ran the command: the fingerprint of the host key the connection verified and the
+// host's boot id. Home directories are often shared between hosts (NFS), and several sshd may run on one
+// machine; a result is collected only on the host that recorded it, in the boot that recorded it. Anything
+// else is a HostIdentityMismatch error, never a borrowed success.
 import { createHash } from 'node:crypto';
 import { constants } from 'node:os';
 import type { Client } from 'ssh2';
 import { programArgv, type RemoteCommand } from '../../common/command';
+import { HostIdentityMismatch } from '../../common/errors';
 import { quoteArgv } from '../../common/shell';
-import { exec } from './pool';
+import { exec, verifiedHostKey } from './pool';
+
+/** Which host ran a command: the SHA256 fingerprint of its SSH host key and its boot id. */
+export interface RanOn {
+  hostKey: string;
+  bootId: string;
+}
 
 export interface RemoteOutcome {
-  /** `started`: ran now; `resumed`: an earlier attempt ran it and this one collected the result. */
+  /** `started`: ran now; `resumed`: an earlier attempt on this same host ran it and this one collected the result. */
   attempt: 'started' | 'resumed';
+  ranOn: RanOn;
   exitCode: number | null;
   signal: string | null;
   timedOut: boolean;
@@ -24,19 +38,39 @@ export interface RemoteOutcome {
 
 export class OutcomeUnknownError extends Error {
   constructor(host: string) {
-    super(`an earlier attempt of this step on ${host} was interrupted (the host restarted or the process was killed) and its outcome is unknown; check the host, then retry or skip`);
+    super(`an earlier attempt of this step on ${host} was interrupted (the process was killed) and its outcome is unknown; check the host, then retry or skip`);
     this.name = 'OutcomeUnknownError';
   }
 }
 
-/** A step's identity on the host: the same for every retry of one attempt, new for an operator's retry. */
-export function stepKey(workflowId: string, runId: string, step: string): string {
-  return createHash('sha256').update(`${workflowId}\0${runId}\0${step}`).digest('hex').slice(0, 32);
+/** The state of this step on this host was recorded by another host, or by this host before it restarted. */
+export function hostIdentityMismatch(host: string, recorded: RanOn, current: RanOn): InstanceType<typeof HostIdentityMismatch> {
+  const cause =
+    recorded.hostKey === current.hostKey
+      ? 'the host restarted since that attempt, or another machine with the same host key shares the state directory'
+      : 'another host shares its state directory (an NFS home, a copied disk) or the host key changed';
+  return new HostIdentityMismatch(
+    `the recorded attempt of this step on ${host} was made by host key ${recorded.hostKey} in boot ${recorded.bootId}, but ${host} is host key ${current.hostKey} in boot ${current.bootId}: ${cause}; ` +
+      "its result is not collected as this host's; check the host, then retry or skip",
+  );
 }
 
-const STATE = '${OPSFLOW_STATE_DIR:-$HOME/.opsflow}/runs';
+/** A step's identity on one host: the same for every retry of one attempt, new for an operator's retry. */
+export function stepKey(workflowId: string, runId: string, step: string, host: string): string {
+  return createHash('sha256').update(`${workflowId}\0${runId}\0${step}\0${host}`).digest('hex').slice(0, 32);
+}
 
-// $1 key, $2 output cap in bytes, $3 working directory (may be empty), then the argv to run.
+/**
+ * Sets $base to the state directory, on local disk unless OPSFLOW_STATE_DIR says otherwise: /var/tmp survives
+ * the worker's and the host's restarts (a run's state must outlive both), unlike $XDG_RUNTIME_DIR, which is
+ * removed at logout. /var/tmp is shared by all users, so a directory some other user made for us is refused.
+ */
+export const STATE_DIR_SH = `base="\${OPSFLOW_STATE_DIR:-/var/tmp/opsflow-\${USER:-$(id -un)}}"
+[ -d "$base" ] || mkdir -p -m 700 "$base" || exit 125
+if [ -L "$base" ] || [ ! -O "$base" ]; then echo "opsflow: $base is a symlink or belongs to another user: refusing to keep state there" >&2; exit 125; fi`;
+
+// $1 key, $2 output cap in bytes, $3 working directory (may be empty), $4 the verified host key's fingerprint,
+// $5 the boot id file, then the argv to run.
 //
 // Every process the guard starts costs a fork and an exec on the host, several ms on a small VM and the
 // larger part of a short command's time, so it uses shell builtins where one does the job: `read` instead of
@@ -44,10 +78,13 @@ const STATE = '${OPSFLOW_STATE_DIR:-$HOME/.opsflow}/runs';
 // worker tells truncation from getting more than cap. What stays is what must be a process: mkdir (the
 // atomic claim), setsid (the command's own session, so it can be killed as a group), mv (rc appears
 // atomically for a resuming attempt), tail of a non-empty stream, and the background prune.
-const GUARD = `b="${STATE}"; r="$b/$1"; cap=$2; cwd=$3; shift 3
+const GUARD = `${STATE_DIR_SH}
+b="$base/runs"; r="$b/$1"; cap=$2; cwd=$3; fp=$4
+{ read -r boot <"$5"; } 2>/dev/null && [ -n "$boot" ] || { echo "opsflow: cannot read the boot id from $5" >&2; exit 125; }
+shift 5
 [ -d "$b" ] || mkdir -p "$b" || exit 125
 if mkdir "$r" 2>/dev/null; then
-  s=started; echo $$ >"$r/wpid"
+  s=started; echo "$fp $boot" >"$r/id"; echo $$ >"$r/wpid"
   if cd "\${cwd:-.}" 2>"$r/err"; then
     setsid "$@" </dev/null >"$r/out" 2>"$r/err" &
     echo $! >"$r/pid"; wait $!; echo $? >"$r/rc.t"
@@ -58,6 +95,12 @@ if mkdir "$r" 2>/dev/null; then
   (find "$b" -mindepth 1 -maxdepth 1 -mtime +14 -exec rm -rf {} +) >/dev/null 2>&1 &
 else
   s=resumed; n=0
+  while [ ! -s "$r/id" ]; do
+    if [ $n -lt 20 ]; then n=$((n+1)); sleep 0.1; else echo "opsflow:lost"; exit 0; fi
+  done
+  read -r rfp rboot <"$r/id"
+  if [ "$rfp" != "$fp" ] || [ "$rboot" != "$boot" ]; then echo "opsflow:foreign $rfp $rboot $boot"; exit 0; fi
+  n=0
   while [ ! -e "$r/rc" ]; do
     w=$(cat "$r/wpid" 2>/dev/null)
     if [ -n "$w" ] && [ -d "/proc/$w" ]; then sleep 0.2
@@ -66,18 +109,22 @@ else
   done
 fi
 read -r rc <"$r/rc"
-echo "opsflow:$s $rc"
+echo "opsflow:$s $rc $boot"
 if [ -s "$r/out" ]; then tail -c $((cap + 1)) "$r/out"; fi
 if [ -s "$r/err" ]; then tail -c $((cap + 1)) "$r/err" >&2; fi`;
 
-const KILL = `p=$(cat "${STATE}/$1/pid" 2>/dev/null) && kill -s "$2" -- "-$p" 2>/dev/null; exit 0`;
+// $1 key, $2 signal, $3 "sudo" for a command run under sudo. The state directory is the SSH user's, as the guard
+// ran as that user; only the kill needs sudo.
+const KILL = `${STATE_DIR_SH}
+p=$(cat "$base/runs/$1/pid" 2>/dev/null) || exit 0
+if [ "$3" = sudo ]; then sudo -n kill -s "$2" -- "-$p"; else kill -s "$2" -- "-$p"; fi 2>/dev/null; exit 0`;
 
-export function guardedCommand(key: string, cmd: RemoteCommand, capBytes: number): string {
-  return quoteArgv(['sh', '-c', GUARD, 'opsflow', key, String(capBytes), cmd.cwd ?? '', ...programArgv(cmd)]);
+export function guardedCommand(key: string, cmd: RemoteCommand, capBytes: number, hostKey: string, bootIdFile: string): string {
+  return quoteArgv(['sh', '-c', GUARD, 'opsflow', key, String(capBytes), cmd.cwd ?? '', hostKey, bootIdFile, ...programArgv(cmd)]);
 }
 
 function killCommand(key: string, signal: 'TERM' | 'KILL', sudo: boolean): string {
-  return quoteArgv([...(sudo ? ['sudo', '-n', '--'] : []), 'sh', '-c', KILL, 'opsflow', key, signal]);
+  return quoteArgv(['sh', '-c', KILL, 'opsflow', key, signal, sudo ? 'sudo' : '']);
 }
 
 const SIGNALS = Object.fromEntries(Object.entries(constants.signals).map(([name, n]) => [n, name]));
@@ -100,7 +147,9 @@ function capped(buf: Buffer, cap: number): { text: string; truncated: boolean } 
 
 export interface RunOptions {
   host: string;
+  /** stepKey() of the run, the step and this host. */
   key: string;
+  bootIdFile: string;
   timeoutMs: number;
   capBytes: number;
   signal?: AbortSignal;
@@ -124,10 +173,12 @@ export async function runGuarded(client: Client, cmd: RemoteCommand, opts: RunOp
   const onAbort = () => void stop();
   opts.signal?.addEventListener('abort', onAbort, { once: true });
   try {
-    const res = await collect(client, guardedCommand(opts.key, cmd, opts.capBytes));
+    const hostKey = verifiedHostKey(client);
+    const res = await collect(client, guardedCommand(opts.key, cmd, opts.capBytes, hostKey, opts.bootIdFile));
     const nl = res.stdout.indexOf(0x0a);
     const header = res.stdout.subarray(0, nl < 0 ? res.stdout.length : nl).toString('utf8').split(' ');
     if (header[0] === 'opsflow:lost') throw new OutcomeUnknownError(opts.host);
+    if (header[0] === 'opsflow:foreign') throw hostIdentityMismatch(opts.host, { hostKey: header[1], bootId: header[2] }, { hostKey, bootId: header[3] });
     if (header[0] !== 'opsflow:started' && header[0] !== 'opsflow:resumed') {
       const text = res.stdout.toString('utf8');
       throw new Error(`the remote guard on ${opts.host} failed (exit ${res.code}): ${res.stderr.toString('utf8').slice(-500) || text.slice(0, 500)}`);
@@ -138,6 +189,7 @@ export async function runGuarded(client: Client, cmd: RemoteCommand, opts: RunOp
     const err = capped(res.stderr, opts.capBytes);
     return {
       attempt: header[0] === 'opsflow:started' ? 'started' : 'resumed',
+      ranOn: { hostKey, bootId: header[2] },
       exitCode: killedBy ? null : rc,
       signal: killedBy,
       timedOut,
