@@ -1,7 +1,7 @@
 // Database sync, backup, restore and pruning against two real PostgreSQL servers and moto_server's S3: a round trip
-// of 300,000 rows; a truncated and a corrupted backup refused with the standby untouched; a worker SIGKILLed in the
-// middle of a restore, after which the standby holds the old data or the new, never a mix; retention that spares
-// a backup a running restore holds.
+// of 300,000 rows; a truncated and a corrupted backup refused with the live database untouched; a worker
+// SIGKILLed in the middle of a restore, after which the standby holds the old data or the new, never a mix;
+// retention that spares a backup a running restore holds.
 import { CreateBucketCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand, CopyObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import type { WorkflowHandle } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
@@ -173,7 +173,7 @@ describe('database sync through S3', () => {
     expect(again.database.backup.backup).toMatchObject({ key, reused: true, sha256: m.sha256 });
   });
 
-  it('refuses a truncated backup, and a corrupted one, before touching the standby', async () => {
+  it('refuses a truncated backup before touching the standby, and a corrupted one with the live database untouched and nothing left beside it', async () => {
     await resetStandby();
     const before = await fingerprint(green);
     const backupRun = await start('backupDatabase', { manual: true, failure: { onFailure: 'fail' } });
@@ -195,6 +195,7 @@ describe('database sync through S3', () => {
     const corrupted = await failureOf(await start('restoreDatabase', { key: backup.key, failure: { onFailure: 'fail' } }));
     expect(corrupted.type).toBe('BackupCorrupt');
     expect(corrupted.message).toMatch(/its sha256 is [0-9a-f]{64}, the backup recorded/);
+    expect(corrupted.message).toContain('the live database was not touched');
 
     expect(await fingerprint(green)).toEqual(before);
     expect(await databasesOn(green)).toEqual(['gigadb']);

@@ -402,7 +402,7 @@ describe('cancelling a deploy is an abort', () => {
       rmSync(hold);
       const st = await cancelledRun(h);
       expect(st.undo).toMatchObject({ committed: true, putBack: [] });
-      expect(st.error).toContain('committed (every node healthy), so nothing was rolled back');
+      expect(st.error).toContain('the run had committed its change (every node or host done and healthy), so nothing was rolled back');
       expect(lives()).toEqual(NODES.map(() => repo.commits.v3));
       expect(await haproxy.servers()).toEqual(everyNodeInRotation);
     } finally {
@@ -423,6 +423,24 @@ describe('cancelling a deploy is an abort', () => {
     expect(st.undo?.putBack).toEqual([]);
     expect(st.error).toContain('nothing to put back');
     expect(lives()).toEqual(before);
+  });
+
+  it('rollbackRelease aborted at a failing node puts the nodes it switched back too', async () => {
+    const before = lives();
+    writeFileSync(path.join(nodeDir('h3'), 'fail-restart'), '');
+    try {
+      const h = await rollback();
+      await openGate(h, 'failure');
+      // The node can restart again by the time someone aborts: its own undo then succeeds too.
+      rmSync(path.join(nodeDir('h3'), 'fail-restart'));
+      await h.executeUpdate('resolve', { args: [{ action: 'abort', by: 'alice' }] });
+      expect((await failureOf(h)).type).toBe('Aborted');
+      expect((await status(h)).undo?.putBack).toEqual([`roll h3 back to ${before[2]}`, `roll h2 back to ${before[1]}`, `roll h1 back to ${before[0]}`]);
+    } finally {
+      rmSync(path.join(nodeDir('h3'), 'fail-restart'), { force: true });
+    }
+    expect(lives()).toEqual(before);
+    expect(await haproxy.servers()).toEqual(everyNodeInRotation);
   });
 
   it('rollbackRelease cancelled mid-switch puts the switched nodes back where they were, under load', async () => {

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { describe, it, expect } from 'vitest';
 import { parse } from 'yaml';
+import { DYNAMIC_CONFIG_FILE, dynamicConfigArgs } from '../src/temporal/devServer';
 
 // Static checks of docker-compose.temporal.yml. No Docker is needed: the file has
 // to be right by construction, so these pin down the properties that matter.
@@ -23,7 +24,8 @@ interface Service {
 }
 
 interface ComposeFile {
-  services: Record<string, Service>;
+  services: Record<string, Service & { configs?: Array<{ source: string; target: string }> }>;
+  configs?: Record<string, { file?: string; content?: string }>;
 }
 
 const composePath = resolve(__dirname, '..', 'docker-compose.temporal.yml');
@@ -160,5 +162,18 @@ describe('docker-compose.temporal.yml', () => {
     const env = services['temporal-ui'].environment as Record<string, string>;
     expect(env.TEMPORAL_ADDRESS).toBe('temporal:7233');
     expect(env.TEMPORAL_CODEC_ENDPOINT).toBe('${TEMPORAL_CODEC_ENDPOINT:-}');
+  });
+
+  it('runs the server with the same dynamic config file as the dev server', () => {
+    const temporal = services.temporal;
+    const target = (temporal.environment as Record<string, string>).DYNAMIC_CONFIG_FILE_PATH;
+    const mount = temporal.configs?.find((c) => c.target === target);
+    expect(mount, `nothing mounted at ${target}`).toBeDefined();
+    expect(resolve(__dirname, '..', compose.configs?.[mount!.source]?.file ?? '')).toBe(DYNAMIC_CONFIG_FILE);
+    // Every unconstrained setting in the file reaches the dev server as a --dynamic-config-value.
+    const keys = Object.keys(parse(readFileSync(DYNAMIC_CONFIG_FILE, 'utf8')) as object);
+    const passed = dynamicConfigArgs().filter((a) => a !== '--dynamic-config-value').map((a) => a.split('=')[0]);
+    expect(passed.sort()).toEqual(keys.sort());
+    expect(keys).toEqual(expect.arrayContaining(['history.transferProcessorMaxPollRPS', 'system.enableActivityEagerExecution', 'limit.maxIDLength']));
   });
 });

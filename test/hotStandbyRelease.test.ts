@@ -341,6 +341,30 @@ describe('hotStandbyRelease', () => {
     await expectAsBefore(before, rolesBefore);
   });
 
+  it('cancelled after the roles swapped: the release stands, and the embargo, maintenance and schedules are let go', async () => {
+    const r = await roles();
+    const [oldProduction, newProduction] = [r.production as Infra, r.standby as Infra];
+    const handle = await start({ release: 'v3e', sanityTimeout: '10m' });
+    await waitForGate(handle, 'validation');
+    // The old production, the new standby once swapped, fails its check after its deploy: the run waits there.
+    rmSync(hostFile(INFRA[oldProduction].host, 'healthy'));
+    try {
+      await handle.executeUpdate('approve', { args: [{ by: 'alice' }] });
+      await waitFor(async () => (await status(handle)).steps.some((x) => x.name === `check ${oldProduction}` && x.state === 'running'), 'the new standby\'s check', 60_000);
+      await handle.cancel();
+      const s = await cancelledRun(handle);
+      expect(s.undo?.putBack).toEqual(['resume schedules', `maintenance off on ${oldProduction}`, 'lift embargo']);
+    } finally {
+      asHostFile(INFRA[oldProduction].host, 'healthy', 'ok\n');
+    }
+    expect(await route53Records()).toEqual(addressesOf(newProduction));
+    const after = await roles();
+    expect([after.production, after.standby, after.embargo]).toEqual([newProduction, oldProduction, undefined]);
+    expect(await paused('files')).toBe(false);
+    expect(await paused('database')).toBe(false);
+    expect(existsSync(hostFile(INFRA[oldProduction].host, 'maintenance'))).toBe(false);
+  });
+
   it('a truncated backup stops the release before anything is deployed; the standby keeps its data', async () => {
     const r = await roles();
     const standby = r.standby as Infra;

@@ -140,6 +140,13 @@ function start(input: Partial<K8sDeployInput> & { service: string }, taskQueue =
   });
 }
 
+/** The web deployment back on the old image, on the very ReplicaSet it ran before, and settled there. */
+async function expectRolledBack(ns: string, before: string): Promise<void> {
+  await settled(ns, 'web');
+  expect(await images(ns, 'web')).toEqual({ app: OLD, sidecar: SIDECAR });
+  expect(await currentReplicaSet(ns, 'web')).toBe(before);
+}
+
 const status = (h: WorkflowHandle) => h.query<RunStatus>('status');
 const openGate = (h: WorkflowHandle, id: string) => waitFor(async () => (await status(h)).gates.find((g) => g.state === 'open' && g.id === id), `gate ${id}`, 60_000);
 
@@ -171,9 +178,7 @@ describe('k8sDeploy', () => {
     expect(type).toBe('RolloutFailed');
     expect(message).toContain('web did not roll out: progress deadline exceeded');
     expect(message).toContain('rolled back web to revision 1');
-    await settled(ns, 'web');
-    expect(await images(ns, 'web')).toEqual({ app: OLD, sidecar: SIDECAR });
-    expect(await currentReplicaSet(ns, 'web')).toBe(before);
+    await expectRolledBack(ns, before);
     expect((await status(h)).steps.find((s) => s.name === 'undo: roll web back to revision 1')?.state).toBe('compensated');
     recordHistory(h, 'k8sDeploy-rolled-back');
   });
@@ -188,9 +193,7 @@ describe('k8sDeploy', () => {
     expect(message).toContain('rolled back web to revision 1');
     // The rollout itself succeeded: the trouble came after.
     expect((await status(h)).steps.find((s) => s.name === 'rollout web')?.state).toBe('succeeded');
-    await settled(ns, 'web');
-    expect(await images(ns, 'web')).toEqual({ app: OLD, sidecar: SIDECAR });
-    expect(await currentReplicaSet(ns, 'web')).toBe(before);
+    await expectRolledBack(ns, before);
   });
 
   it('a rejection at the promotion gate rolls the release back', async () => {
@@ -204,9 +207,7 @@ describe('k8sDeploy', () => {
     const { type, message } = await failureOf(h);
     expect(type).toBe('Rejected');
     expect(message).toContain('rejected by alice: checkout looks wrong; rolled back web to revision 1');
-    await settled(ns, 'web');
-    expect(await images(ns, 'web')).toEqual({ app: OLD, sidecar: SIDECAR });
-    expect(await currentReplicaSet(ns, 'web')).toBe(before);
+    await expectRolledBack(ns, before);
   });
 
   it('cancelling the run at the promotion gate rolls the release back too', async () => {
@@ -218,9 +219,7 @@ describe('k8sDeploy', () => {
     const s = await cancelledRun(h);
     expect(s.undo?.putBack).toEqual(['roll web back to revision 1']);
     expect(s.gates.find((g) => g.id === 'promote')?.state).toBe('cancelled');
-    await settled(ns, 'web');
-    expect(await images(ns, 'web')).toEqual({ app: OLD, sidecar: SIDECAR });
-    expect(await currentReplicaSet(ns, 'web')).toBe(before);
+    await expectRolledBack(ns, before);
   });
 
   it('cancelled mid-rollout: back on the old image; a second cancel during the rollback does not stop it', async () => {
@@ -229,14 +228,13 @@ describe('k8sDeploy', () => {
     // Never ready: the rollout stays in progress until its deadline, and the run is cancelled before that.
     const h = await start({ service: 'midway', image: `${NEW}${NEVER_READY}` });
     await waitFor(async () => (await status(h)).steps.some((s) => s.name.startsWith('rollout web: ')), 'the rollout to be followed', 60_000, 50);
+    expect((await images(ns, 'web')).app).toBe(`${NEW}${NEVER_READY}`);
     await h.cancel();
     await waitFor(async () => (await status(h)).steps.some((s) => s.name === 'undo: roll web back to revision 1' && s.state === 'running'), 'the rollback to start', 60_000, 20);
     await h.cancel();
     const s = await cancelledRun(h);
     expect(s.undo?.putBack).toEqual(['roll web back to revision 1']);
-    await settled(ns, 'web');
-    expect(await images(ns, 'web')).toEqual({ app: OLD, sidecar: SIDECAR });
-    expect(await currentReplicaSet(ns, 'web')).toBe(before);
+    await expectRolledBack(ns, before);
   });
 
   it('two deployments in order, the second failing: both go back, and the migration is said not to be undone', async () => {
@@ -274,9 +272,7 @@ describe('k8sDeploy', () => {
     const { type, message } = await failureOf(h);
     expect(type).toBe('RolloutFailed');
     expect(message).toContain('rolled back web to revision 1');
-    await settled(ns, 'web');
-    expect(await images(ns, 'web')).toEqual({ app: OLD, sidecar: SIDECAR });
-    expect(await currentReplicaSet(ns, 'web')).toBe(before);
+    await expectRolledBack(ns, before);
     // One template change, not two: the retried steps found their work done.
     expect(await replicaSetCount(ns, 'web')).toBe(2);
   }, 240_000);
@@ -323,5 +319,20 @@ describe('hotStandbyRelease through k8sDeploy', () => {
     }
     const steps = (await h.query<RunStatus>('status')).steps.map((x) => x.name).filter((n) => n.startsWith('deploy'));
     expect(steps).toEqual(['deploy 2.0 to eu', 'deploy 2.0 to hk']);
+  });
+
+  it('cancelled while its child k8sDeploy rolls out: the child is cancelled and rolls back before the release ends', async () => {
+    const ns = namespace('shop-eu');
+    const before = { replicaSet: await currentReplicaSet(ns, 'web'), images: await images(ns, 'web'), production: await images(namespace('shop-hk'), 'web') };
+    const h = await env.client.workflow.start('hotStandbyRelease', { taskQueue: queue, workflowId: unique('hsr-k8s-cancel'), args: [{ system: 'shop', release: `3.0${NEVER_READY}`, kind: 'simple', failure: { onFailure: 'fail' } }] });
+    const child = env.client.workflow.getHandle(`${h.workflowId}/deploy-eu`);
+    await waitFor(async () => (await child.query<RunStatus>('status').catch(() => undefined))?.steps.some((s) => s.name.startsWith('rollout web: ')), 'the child to be rolling out', 60_000, 50);
+    await h.cancel();
+    await cancelledRun(h);
+    expect(await cancelledRun(child)).toMatchObject({ undo: { putBack: [expect.stringMatching(/^roll web back to revision \d+$/)] } });
+    await settled(ns, 'web');
+    expect(await images(ns, 'web')).toEqual(before.images);
+    expect(await currentReplicaSet(ns, 'web')).toBe(before.replicaSet);
+    expect(await images(namespace('shop-hk'), 'web')).toEqual(before.production);
   });
 });

@@ -103,7 +103,7 @@ describe('memcachedPool', () => {
     }
   });
 
-  it('cancelled mid-way (h1 switched, h2 at a failure gate): h1 gets the previous pool file back and restarts', async () => {
+  it.each(['cancel', 'abort'] as const)('%s mid-way (h1 switched, h2 at a failure gate): h1 gets the previous pool file back and restarts', async (how) => {
     const hold = path.join(appDirTemplate(name), 'hold-verify');
     writeFileSync(hold.replace('{node}', 'h2'), '');
     try {
@@ -114,10 +114,17 @@ describe('memcachedPool', () => {
       await h.executeUpdate('approve', { args: [{ by: 'alice' }] });
       await waitFor(async () => (await status(h)).gates.find((g) => g.state === 'open' && g.kind === 'failure'), 'the failure gate of h2', 60_000);
       expect(apps[0].config()).toEqual({ memcached: [`127.0.0.1:${newServer}`] });
-      await h.cancel();
-      const st = await cancelledRun(h);
+      let st: RunStatus;
+      if (how === 'cancel') {
+        await h.cancel();
+        st = await cancelledRun(h);
+        expect(st.error).toContain('upgraded: h1; skipped: none; interrupted: h2; untouched: none');
+      } else {
+        await h.executeUpdate('resolve', { args: [{ action: 'abort', by: 'alice' }] });
+        expect((await failureOf(h)).type).toBe('Aborted');
+        st = await status(h);
+      }
       expect(st.undo?.putBack).toEqual([`put the previous ${path.join(appDirTemplate(name), 'config.json')} back on h1 and restart`]);
-      expect(st.error).toContain('upgraded: h1; skipped: none; interrupted: h2; untouched: none');
       for (const app of apps) {
         expect(app.config()).toEqual({ memcached: [oldServer] });
         // Restarted on the file put back: the running application uses the old pool again.

@@ -24,5 +24,9 @@ describe('README', () => {
     expect(inventory.resolve('production', { group: 'web' }).map((h) => h.name)).toEqual(['web3', 'web4']);
     expect(inventory.connection('production', 'web3').jumps.map((j) => j.name)).toEqual(['bastion']);
     expect(inventory.connection('production', 'bastion').jumps).toEqual([]);
+    expect(inventory.gateSigners('production').signed).toBe('required');
+    expect(inventory.gateSigners('staging').signed).toBe('optional');
+    expect(inventory.gateSigners().signed).toBe('optional');
+    expect(inventory.gateSigners('production').people.alice.keys).toHaveLength(1);
   });
 });

@@ -188,7 +188,7 @@ describe('rollingUpgrade', () => {
   });
 });
 
-describe('rollingUpgrade cancelled mid-host', () => {
+describe('rollingUpgrade behind HAProxy: a cancel or an abort puts the host back', () => {
   // h7-h9 behind a real HAProxy (a health endpoint on each host's address), so the line takes hosts out of
   // rotation; a worker of its own reads that inventory.
   const balancedQueue = unique('upgrade-lb');
@@ -218,17 +218,17 @@ describe('rollingUpgrade cancelled mid-host', () => {
     for (const p of healthServers) p.kill();
   });
 
-  /** A line h7, h8, h9 whose upgrade on h8 runs until it is stopped; returns once h8's upgrade runs. */
-  async function cancellableLine(tag: string, checks: RollingUpgradeInput['checks']): Promise<WorkflowHandle<typeof rollingUpgrade>> {
+  /** A line h7, h8, h9 on the balanced hosts, approved; `onH8` is what the upgrade does on h8 (sh, $1 = tag). */
+  async function balancedLine(onH8: string, tag: string, checks: RollingUpgradeInput['checks']): Promise<WorkflowHandle<typeof rollingUpgrade>> {
     const h = await env.client.workflow.start<typeof rollingUpgrade>('rollingUpgrade', {
       taskQueue: balancedQueue,
-      workflowId: unique('upgrade-cancel'),
+      workflowId: unique('upgrade-lb'),
       args: [
         {
           environment: 'test',
           order: HOSTS,
           rollbackPlan: 'none needed',
-          upgrade: { command: ['sh', '-c', 'if [ "$0" = h8 ]; then exec sleep "$1"; fi', '{node}', tag], sudo: false },
+          upgrade: { command: ['sh', '-c', `if [ "$0" = h8 ]; then ${onH8}; fi`, '{node}', tag], sudo: false },
           packages: [],
           checks,
           checksTimeout: '2s',
@@ -238,10 +238,28 @@ describe('rollingUpgrade cancelled mid-host', () => {
     });
     await openGate(h, 'approval');
     await h.executeUpdate('approve', { args: [{ by: 'alice' }] });
+    return h;
+  }
+
+  /** A line whose upgrade on h8 runs until it is stopped; returns once it runs. */
+  async function cancellableLine(tag: string, checks: RollingUpgradeInput['checks']): Promise<WorkflowHandle<typeof rollingUpgrade>> {
+    const h = await balancedLine('exec sleep "$1"', tag, checks);
     await waitFor(() => spawnSync('pgrep', ['-f', `sleep ${tag}`]).status === 0, 'the upgrade on h8', 60_000);
     expect(await haproxy.servers()).toEqual({ h7: 'UP', h8: 'MAINT', h9: 'UP' });
     return h;
   }
+
+  it('abort at a failure gate puts the failed host back in rotation the same way, its checks passing', async () => {
+    const h = await balancedLine('echo "no space left" >&2; exit 1', 'x', [{ kind: 'tcp', port: host('h7').port }]);
+    await openGate(h, 'failure');
+    expect((await haproxy.servers()).h8).toBe('MAINT');
+    await h.executeUpdate('resolve', { args: [{ action: 'abort', by: 'alice' }] });
+    const { type, message } = await failureOf(h);
+    expect(type).toBe('Aborted');
+    expect(message).toContain('upgraded: h7; skipped: none; failed: h8; untouched: h9');
+    expect(await haproxy.servers()).toEqual({ h7: 'UP', h8: 'UP', h9: 'UP' });
+    expect((await status(h)).undo?.putBack).toEqual(['put h8 back in svc once its checks pass']);
+  });
 
   it('stops the upgrade command, puts the host back in rotation once its checks pass, and says where the line stood', async () => {
     const tag = `${Math.floor(Math.random() * 1e6)}.5`;

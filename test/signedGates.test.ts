@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { workflowMetadataQuery } from '@temporalio/workflow';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { loadInventory } from '../src/config/inventory';
 import type { RunStatus } from '../src/runbook/protocol';
@@ -125,6 +126,7 @@ describe('signed gate answers', () => {
   it('accepts approvals signed through the SSH agent and with a key file, and records each key fingerprint', async () => {
     const h = await start();
     await openGate(h, 'run');
+    expect((await h.query(workflowMetadataQuery)).currentDetails).toContain(`payload: signed answers only: paste what \`opsflow sign ${h.workflowId} approve --gate run --by <you>\` prints`);
     const byAgent = await cli(['approve', h.workflowId, '--by', 'ben', '--comment', 'looks fine']);
     expect(byAgent.stderr).toBe('');
     expect(byAgent.stdout).toContain('approve: gate "run" is open (1/2 approvals)');
@@ -137,10 +139,11 @@ describe('signed gate answers', () => {
       ['carol', fingerprint('carol')],
     ]);
     expect((await cli(['status', h.workflowId])).stdout).toContain(`ben approve run: looks fine (signed ${fingerprint('ben')})`);
+    expect((await h.query(workflowMetadataQuery)).currentDetails).toContain(`ben approve \`run\`: looks fine (signed ${fingerprint('ben')})`);
     recordHistory(h, 'fleetRun-signed');
   });
 
-  it('refuses, leaving the history unchanged: unsigned, a key that is not ben, another run, another gate, reject replayed as approve, expired, the same signature twice', async () => {
+  it('refuses, leaving the history unchanged: unsigned, a key that is not ben (as a signal too), another run, another gate, reject replayed as approve, expired, the same signature twice', async () => {
     const h = await start({ target: { hosts: ['h1'] }, command: ['false'], failure: { onFailure: 'gate' } } as Partial<FleetRunInput>);
     const other = await start();
     await openGate(h, 'run');
@@ -152,6 +155,9 @@ describe('signed gate answers', () => {
     expect(unsigned).toContain(`opsflow sign ${h.workflowId} approve --gate run --by ben`);
 
     expect(await refused(h, 'approve', { gate: 'run', by: 'ben', ...(await sign('mallory', h, approve)) })).toBe(`key ${fingerprint('mallory')} is not one of ben's keys (people.ben.keys)`);
+    // The same answer as a signal: held to the same checks, its refusal recorded in the status.
+    await h.signal('approve', { gate: 'run', by: 'ben', ...(await sign('mallory', h, approve)) });
+    expect(await waitFor(async () => (await status(h)).refused[0], 'the refused signal')).toMatchObject({ by: 'ben', reason: `key ${fingerprint('mallory')} is not one of ben's keys (people.ben.keys)` });
 
     const forOther = await sign('ben', other, approve);
     expect(await refused(h, 'approve', { gate: 'run', by: 'ben', ...forOther })).toContain(`the signature is for another run (${forOther.runId})`);

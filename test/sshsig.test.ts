@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseInventory } from '../src/config/inventory';
+import { checkAnswerSignature, SignatureRefused, timeProblem, verifyAnswer } from '../src/runbook/signatures/check';
 import { canonicalMessage, SIGNATURE_NAMESPACE } from '../src/runbook/signatures/message';
 import { fileSigner, signClaim } from '../src/runbook/signatures/signer';
 import { base64Decode, base64Encode, parsePublicKey, parseSshsig, verifySshsig } from '../src/runbook/signatures/sshsig';
@@ -61,9 +62,26 @@ describe('SSHSIG verification', () => {
     });
   }
 
-  it('refuses a signature for another namespace, and an inventory key of a type it cannot verify', () => {
-    const armored = execFileSync('ssh-keygen', ['-Y', 'sign', '-n', 'file', '-f', path.join(dir, 'ed25519')], { input: message, encoding: 'utf8', stdio: ['pipe', 'pipe', 'ignore'] });
-    expect(parseSshsig(armored).namespace).toBe('file');
+  it('refuses another namespace, a personal signature carrying a group, an edited answer where signatures are optional, a clock over 2 minutes ahead, and an inventory key it cannot verify', () => {
+    const run = { namespace: 'default', workflowId: 'w', runId: 'r' };
+    const answer = { gate: 'promote', decision: 'approve' as const, by: 'ben', comment: '', time: new Date().toISOString(), nonce: 'n0nce-123' };
+    const signers = { signed: 'required' as const, people: { ben: { keys: [readFileSync(path.join(dir, 'ed25519.pub'), 'utf8')] } }, slackBridge: [] };
+    const sign = (namespace: string) => execFileSync('ssh-keygen', ['-Y', 'sign', '-n', namespace, '-f', path.join(dir, 'ed25519')], { input: canonicalMessage({ ...run, ...answer }), encoding: 'utf8', stdio: ['pipe', 'pipe', 'ignore'] });
+    expect(verifyAnswer({ ...answer, signature: sign(SIGNATURE_NAMESPACE) }, run, signers).key).toMatch(/^SHA256:/);
+    expect(() => verifyAnswer({ ...answer, signature: sign('file') }, run, signers)).toThrow('the signature is for namespace "file", not "opsflow-gate"');
+    // Garbage is a refusal naming the problem, never another kind of error (a signal handler must not throw).
+    expect(() => verifyAnswer({ ...answer, signature: 'nonsense' }, run, signers)).toThrow(SignatureRefused);
+    expect(() => verifyAnswer({ ...answer, signature: '-----BEGIN SSH SIGNATURE-----\nU1NIU0lHAAAAAQ==\n-----END SSH SIGNATURE-----' }, run, signers)).toThrow('unreadable signature: signature is truncated');
+    // Only the Slack bridge vouches for group membership.
+    expect(() => verifyAnswer({ ...answer, group: 'S0ONCALL', signature: sign(SIGNATURE_NAMESPACE) }, run, signers)).toThrow('only the Slack bridge vouches for Slack group membership');
+    // Where signatures are optional, an unsigned answer passes and a signed one is still verified.
+    const gate = { id: 'promote', openedAt: answer.time, fourEyes: false };
+    const ctx = { signers: { ...signers, signed: 'optional' as const, run }, gate, gates: ['promote'], now: Date.parse(answer.time), nonceUsed: () => false };
+    expect(checkAnswerSignature({ gate: 'promote', decision: 'approve', by: 'ben' }, ctx)).toBeUndefined();
+    expect(() => checkAnswerSignature({ ...answer, comment: 'edited', signature: sign(SIGNATURE_NAMESPACE) }, ctx)).toThrow('the signature does not match this answer');
+    // Clocks may differ by two minutes, no more.
+    expect(timeProblem(new Date(Date.parse(answer.time) + 3 * 60_000).toISOString(), gate, Date.parse(answer.time))).toContain('from the future');
+    expect(timeProblem(new Date(Date.parse(answer.time) + 60_000).toISOString(), gate, Date.parse(answer.time))).toBeUndefined();
     execFileSync('ssh-keygen', ['-q', '-t', 'rsa', '-b', '2048', '-N', '', '-f', path.join(dir, 'rsa')]);
     const rsa = readFileSync(path.join(dir, 'rsa.pub'), 'utf8').trim();
     expect(() => parseInventory(`people:\n  ben:\n    keys: ["${rsa}"]\n`, 'inv.yaml')).toThrow(/people\.ben\.keys\.0: an OpenSSH public key line/);

@@ -5,7 +5,7 @@ import { Client, Connection } from '@temporalio/client';
 import { bundleWorkflowCode, NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { loadInventory } from '../../src/config/inventory';
 import type { SshPool } from '../../src/activities/ssh/pool';
-import { startDevServer } from '../../src/temporal/devServer';
+import { startDevServer, type DevServerOptions } from '../../src/temporal/devServer';
 import { createOpsWorker } from '../../src/workers/worker';
 
 export interface BenchTemporal {
@@ -15,8 +15,8 @@ export interface BenchTemporal {
   stop(): Promise<void>;
 }
 
-export async function startTemporal(): Promise<BenchTemporal> {
-  const server = await startDevServer();
+export async function startTemporal(opts: DevServerOptions = {}): Promise<BenchTemporal> {
+  const server = await startDevServer(opts);
   const connection = await Connection.connect({ address: server.address });
   const native = await NativeConnection.connect({ address: server.address });
   return {
@@ -32,8 +32,8 @@ export async function startTemporal(): Promise<BenchTemporal> {
 }
 
 /** Runs `fn` with a dev server that is stopped afterwards, whatever happens. */
-export async function withTemporal<T>(fn: (t: BenchTemporal) => Promise<T>): Promise<T> {
-  const t = await startTemporal();
+export async function withTemporal<T>(fn: (t: BenchTemporal) => Promise<T>, opts: DevServerOptions = {}): Promise<T> {
+  const t = await startTemporal(opts);
   try {
     return await fn(t);
   } finally {

@@ -1,5 +1,5 @@
 // The opsflow worker alone in its own process, so its resident memory is measured without the bench's.
-// argv: TEMPORAL_ADDRESS INVENTORY TASK_QUEUE BUNDLE_FILE. Answers {type: 'memory'} over IPC.
+// argv: TEMPORAL_ADDRESS INVENTORY TASK_QUEUE BUNDLE_FILE [MAX_CACHED_WORKFLOWS]. Answers {type: 'memory'} over IPC.
 process.env.OPSFLOW_LOG_LEVEL ??= 'warn';
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import { loadInventory } from '../../src/config/inventory';
@@ -12,10 +12,10 @@ export interface MemoryReport {
 }
 
 async function main() {
-  const [address, inventory, taskQueue, bundle] = process.argv.slice(2);
+  const [address, inventory, taskQueue, bundle, cache] = process.argv.slice(2);
   Runtime.install({ logger: new DefaultLogger('WARN') });
   const connection = await NativeConnection.connect({ address });
-  const { worker, ssh } = await createOpsWorker({ connection, namespace: 'default', inventory: loadInventory(inventory), taskQueue, workflowBundle: { codePath: bundle } });
+  const { worker, ssh } = await createOpsWorker({ connection, namespace: 'default', inventory: loadInventory(inventory), taskQueue, workflowBundle: { codePath: bundle }, maxCachedWorkflows: cache ? Number(cache) : undefined });
   process.on('message', (m: { type?: string }) => {
     if (m?.type !== 'memory') return;
     const mem = process.memoryUsage();

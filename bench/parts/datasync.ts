@@ -2,8 +2,8 @@
 // - files: dataSync (stores: files) against plain `rclone sync`, and against `rclone sync` + `rclone check`
 //   (what dataSync runs), on a fresh destination each round, local directory to local directory;
 // - database: dataSync (stores: database: a backupDatabase child streaming pg_dump to S3 with row counts from the
-//   dump's snapshot, then a restoreDatabase child: download + sha256, pg_restore beside the live database, row
-//   counts, swap) against a plain `pg_dump -Fc | pg_restore` pipe into a new database. PostgreSQL clusters and
+//   dump's snapshot, then a restoreDatabase child: the download streamed into pg_restore beside the live
+//   database with its sha256 checked as it passes, row counts, swap) against a plain `pg_dump -Fc | pg_restore` pipe into a new database. PostgreSQL clusters and
 //   moto_server (S3) on loopback, the test suite's helpers.
 import { randomBytes } from 'node:crypto';
 import { rmSync, writeFileSync } from 'node:fs';
@@ -146,7 +146,7 @@ export const datasync: Part = {
       });
       notes.push(`files: ${size.small} files of 0.2–4 KiB in 210 directories and ${size.large} of ${size.largeMb} MiB, local to local, a fresh destination every round; rclone defaults except opsflow's --checkers 8 --transfers 4`);
       notes.push('files: opsflow also runs `rclone check` (sizes and MD5 of every file, both trees read again) and refuses to finish on a difference; plain sync does neither, hence the sync + check row');
-      notes.push('database: opsflow exports a snapshot and counts every table in it, streams pg_dump to S3 (moto_server on loopback) with its sha256, sets the metadata, downloads and checks the dump before pg_restore into a new database, counts rows again, swaps by rename and drops the old data, in two child workflows; the plain pipe does none of that');
+      notes.push('database: opsflow exports a snapshot and counts every table in it, streams pg_dump to S3 (moto_server on loopback) with its sha256, sets the metadata, checks the object size, streams it into pg_restore into a new database with its sha256 checked as it passes, counts rows again, swaps by rename and drops the old data, in two child workflows; the plain pipe does none of that');
     } finally {
       moto.stop();
       blue.stop();

@@ -1,13 +1,14 @@
-// Part 4, parked: many fleetRuns waiting at approval gates at once. The worker runs in its own process so its
-// resident memory is its own; then every gate is approved (a bounded number of calls at a time) and the part
-// times how long until all runs have finished.
+// Part 4, parked: many fleetRuns waiting at approval gates at once, more than the worker caches. The worker runs
+// in its own process so its resident memory is its own; a few evicted runs are approved one at a time (they
+// replay to answer), then every other gate (a bounded number of calls at a time) until all runs have finished.
 import type { WorkflowHandle } from '@temporalio/client';
 import type { fleetRun } from '../../src/workflows/fleetRun';
 import { startChildWorker } from '../parked/worker';
 import { writeOpsInventory } from '../lib/fleet';
 import type { Figure } from '../lib/report';
-import { mapLimit } from '../lib/stats';
+import { mapLimit, summarize } from '../lib/stats';
 import { uniqueId, withTemporal } from '../lib/temporal';
+import { releasedActivity } from '../gate/history';
 import { gatedRun, isGateOpen } from './gate';
 import type { Part, PartOutput } from './part';
 
@@ -17,6 +18,10 @@ const CALLS = 20;
 const HOSTS = 10;
 /** However slow the server, a phase ends (and the part fails) after this long. */
 const PHASE_LIMIT_MS = 10 * 60_000;
+/** Runs approved one at a time before the bulk approve, among the first parked: with more runs than the cache holds, evicted ones. */
+const EVICTED_SAMPLE = 10;
+/** --quick's sizes stay under the worker's default cache, so it runs with this cap to show eviction at all. */
+const QUICK_CACHE = 50;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -29,6 +34,8 @@ async function withinLimit<T>(what: string, p: Promise<T>): Promise<T> {
     clearTimeout(timer);
   }
 }
+
+const approve = (h: WorkflowHandle) => h.executeUpdate('approve', { args: [{ gate: 'run', by: 'bench' }] });
 
 /** Passes over the runs not yet known to wait, a query each, until none is left or the phase limit passed. */
 async function allParked(handles: WorkflowHandle[]): Promise<void> {
@@ -45,10 +52,11 @@ async function allParked(handles: WorkflowHandle[]): Promise<void> {
 
 export const parked: Part = {
   name: 'parked',
-  describe: '500 and 1,000 fleetRuns parked at approval gates: worker memory, then a bulk approve until all finish',
+  describe: '1,000 and 5,000 fleetRuns parked at approval gates (--quick: 100 and 200, cache capped at 50): worker memory, an evicted run approved, then a bulk approve until all finish',
   tools: ['opsflow', 'temporal'],
   async run(ctx): Promise<PartOutput> {
-    const sizes = ctx.quick ? [100, 200] : [500, 1000];
+    const sizes = ctx.quick ? [100, 200] : [1000, 5000];
+    const cache = ctx.quick ? QUICK_CACHE : undefined;
     const figures: Figure[] = [];
     const notes: string[] = [];
     const inventory = writeOpsInventory();
@@ -56,7 +64,7 @@ export const parked: Part = {
       // A fresh server per size: the second size must not inherit the first one's closed runs.
       await withTemporal(async (t) => {
         const { historyShardCount } = await t.client.workflowService.getClusterInfo({});
-        const worker = await startChildWorker(t.address, inventory);
+        const worker = await startChildWorker(t.address, inventory, cache);
         try {
           await sleep(1_000);
           const idle = await worker.memory();
@@ -69,8 +77,17 @@ export const parked: Part = {
           const parkedMs = performance.now() - t0;
           await sleep(2_000); // let the worker settle: what is measured is memory held while waiting
           const held = await worker.memory();
+          // The first runs parked were queried longest ago: past the cap they are out of the cache and replay to answer.
+          const sample = n > worker.maxCachedWorkflows + EVICTED_SAMPLE ? handles.slice(0, EVICTED_SAMPLE) : [];
+          const sampleT0: number[] = [];
+          const sampleAnswered: number[] = [];
+          for (const h of sample) {
+            sampleT0.push(Date.now());
+            await approve(h);
+            sampleAnswered.push(Date.now() - sampleT0[sampleT0.length - 1]);
+          }
           const t1 = performance.now();
-          await withinLimit('approving', mapLimit(handles, CALLS, (h) => h.executeUpdate('approve', { args: [{ gate: 'run', by: 'bench' }] })));
+          await withinLimit('approving', mapLimit(handles.slice(sample.length), CALLS, approve));
           const approvedMs = performance.now() - t1;
           const results = await withinLimit('finishing', mapLimit(handles, 100, (h) => h.result()));
           const finishedMs = performance.now() - t1;
@@ -78,6 +95,15 @@ export const parked: Part = {
           if (failed) throw new Error(`${failed} of ${n} parked runs failed after approval`);
           const after = await worker.memory();
           const label = `${n} parked`;
+          if (sample.length) {
+            const started = await Promise.all(sample.map(async (h, i) => (await releasedActivity(h)).startedAt - sampleT0[i]));
+            const answeredStats = summarize(sampleAnswered);
+            const startedStats = summarize(started);
+            figures.push(
+              { name: `${label}: approve of an evicted run, answered`, value: answeredStats.median, unit: 'ms', stats: answeredStats },
+              { name: `${label}: approve of an evicted run → next activity started`, value: startedStats.median, unit: 'ms', stats: startedStats },
+            );
+          }
           figures.push(
             { name: `${label}: start all (${CALLS} calls at a time)`, value: startedMs, unit: 'ms' },
             { name: `${label}: start until all wait at their gate`, value: parkedMs, unit: 'ms' },
@@ -89,12 +115,13 @@ export const parked: Part = {
             { name: `${label}: runs finished per second`, value: n / (finishedMs / 1000), unit: '/s' },
             { name: `${label}: worker RSS after all finished`, value: after.rssMiB, unit: 'MiB' },
           );
-          if (n === sizes[0]) notes.push(`dev server: in-memory SQLite, ${historyShardCount} history shard(s); worker cache holds up to ${worker.maxCachedWorkflows} workflows (SDK default for its heap), so every parked run stays cached`);
+          if (n === sizes[0]) notes.push(`dev server: in-memory SQLite, ${historyShardCount} history shard(s); worker cache holds up to ${worker.maxCachedWorkflows} runs (${cache === undefined ? "the worker's default" : '--quick sets it below its sizes'}); past it the least recently used run is evicted and replays its history when its gate is answered`);
         } finally {
           await worker.stop();
         }
       });
     }
+    notes.push(`evicted-run approvals: the first ${EVICTED_SAMPLE} runs parked, approved one at a time before the bulk approve (the update's round trip, and from the call to the released activity's start in the run's history)`);
     notes.push(`each run: resolve targets, an approval gate, then \`true\` on one of ${HOSTS} hosts; ${CALLS} client calls at a time for starts, status queries and approvals`);
     notes.push('the dev server writes every event through one SQLite connection on one history shard: starts, gate openings and completions queue behind each other, and that, not the worker, bounds the rates above');
     notes.push('the Postgres-backed compose stack (docker-compose.temporal.yml) runs 4 history shards over a connection pool, so writes for different runs proceed in parallel; not measured here (no Docker engine on this machine)');

@@ -6,17 +6,14 @@
 //                              the sha256 and the row count of every table, counted in the snapshot pg_dump dumped.
 //   leases/<key>/<workflowId>  a restore using the key; pruning leaves leased keys alone
 //
-// A restore downloads the dump to the worker and checks its size and sha256 against the manifest before anything
-// on the standby changes; restores it into a new database beside the live one; checks row counts and the
-// inventory's check queries there; then swaps it in by renaming both databases in one transaction. The live
-// database is never half-restored: until the swap it is the old data, afterwards the new.
-import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
-import { rm, stat } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
+// A restore checks the object's size and metadata against the manifest before anything on the standby changes;
+// streams it from S3 into pg_restore into a new database beside the live one, checking its byte count and sha256
+// against the manifest as it passes (a mismatch drops the new database); checks row counts and the inventory's
+// check queries there; then swaps it in by renaming both databases in one transaction. The live database is
+// never half-restored: until the swap it is the old data, afterwards the new.
+import { createHash } from 'node:crypto';
 import { Transform, type Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { finished } from 'node:stream/promises';
 import {
   CompleteMultipartUploadCommand,
   CopyObjectCommand,
@@ -33,6 +30,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { Context } from '@temporalio/activity';
+import { CancelledFailure } from '@temporalio/common';
 import { backupKeyKind, type BackupKeyKind } from '../schemas/backupKey';
 import { s3Client } from './aws';
 import { assertReceiver, backupPrefix, infrastructureOf, type DataDeps } from './dataSync';
@@ -123,6 +121,10 @@ async function beating<T>(fn: (progress: Progress) => Promise<T>): Promise<T> {
   const stop = heartbeatEvery(5_000, () => ({ phase: progress.phase, bytes: progress.meter?.bytes, of: progress.of }));
   try {
     return await fn(progress);
+  } catch (err) {
+    // Stopped because the run was cancelled: said so, and a run waiting for the stop goes on to its undo.
+    if (Context.current().cancellationSignal.aborted) throw new CancelledFailure(`stopped during ${progress.phase}`);
+    throw err;
   } finally {
     stop();
   }
@@ -249,35 +251,53 @@ export function createBackupActivities(deps: DataDeps & { ssh: SshPool }) {
     }
   }
 
-  /** The dump of `key`, checked against its manifest (size, then sha256) into a local file; or a non-retryable BackupCorrupt. */
-  async function download(loc: Location, m: BackupManifest, key: string, progress: Progress): Promise<string> {
+  const corruptBackup = (loc: Location, key: string, why: string, where = 'the standby was not touched') =>
+    new BackupCorrupt(`backup ${key} (s3://${loc.bucket}/${loc.dumpKey(key)}) is corrupt: ${why}; ${where}`);
+
+  /** The dump object of `key`, checked against its manifest (name, size, metadata sha256) before anything changes. */
+  async function checkedObject(loc: Location, m: BackupManifest, key: string): Promise<string> {
     const object = loc.dumpKey(key);
-    const url = `s3://${loc.bucket}/${object}`;
-    const corrupt = (why: string) => new BackupCorrupt(`backup ${key} (${url}) is corrupt: ${why}; the standby was not touched`);
-    if (m.key !== key || m.object !== object) throw corrupt(`its manifest describes ${m.object} (key ${m.key})`);
+    if (m.key !== key || m.object !== object) throw corruptBackup(loc, key, `its manifest describes ${m.object} (key ${m.key})`);
     let head;
     try {
       head = await loc.s3.send(new HeadObjectCommand({ Bucket: loc.bucket, Key: object }));
     } catch (err) {
-      if (notFound(err)) throw new BackupNotFound(`backup ${key} has a manifest but no dump at ${url} (pruned or deleted)`);
+      if (notFound(err)) throw new BackupNotFound(`backup ${key} has a manifest but no dump at s3://${loc.bucket}/${object} (pruned or deleted)`);
       throw err;
     }
-    if (head.ContentLength !== m.size) throw corrupt(`it is ${head.ContentLength} bytes, the backup recorded ${m.size}`);
-    if (head.Metadata?.sha256 && head.Metadata.sha256 !== m.sha256) throw corrupt(`its metadata sha256 ${head.Metadata.sha256} is not the manifest's ${m.sha256}`);
-    const spool = path.join(tmpdir(), `opsflow-restore-${m.system}-${key}-${randomBytes(4).toString('hex')}.dump`);
-    const meterIn = meter();
-    Object.assign(progress, { phase: 'download', meter: meterIn, of: m.size });
+    if (head.ContentLength !== m.size) throw corruptBackup(loc, key, `it is ${head.ContentLength} bytes, the backup recorded ${m.size}`);
+    if (head.Metadata?.sha256 && head.Metadata.sha256 !== m.sha256) throw corruptBackup(loc, key, `its metadata sha256 ${head.Metadata.sha256} is not the manifest's ${m.sha256}`);
+    return object;
+  }
+
+  /**
+   * Streams the dump from S3 into pg_restore, counting and hashing it on the way (no spool on the worker's disk,
+   * download and restore overlap). The bytes are checked against the manifest once the stream ends, whether
+   * pg_restore succeeded or not; the caller drops the scratch database when they do not match.
+   */
+  async function streamRestore(loc: Location, m: BackupManifest, object: string, into: { db: ReturnType<typeof databaseOf>['db']; database: string }, progress: Progress) {
+    const ctx = Context.current();
+    const fed = meter();
+    Object.assign(progress, { phase: 'download and pg_restore', meter: fed, of: m.size });
+    const res = await loc.s3.send(new GetObjectCommand({ Bucket: loc.bucket, Key: object }), { abortSignal: ctx.cancellationSignal });
+    const body = res.Body as Readable;
+    // A broken download ends the stream with its error (pg_restore is killed by tools.run on it too).
+    body.once('error', (err) => fed.destroy(err));
+    let restored;
     try {
-      const res = await loc.s3.send(new GetObjectCommand({ Bucket: loc.bucket, Key: object }), { abortSignal: Context.current().cancellationSignal });
-      await pipeline(res.Body as Readable, meterIn, createWriteStream(spool, { mode: 0o600 }));
-      if (meterIn.bytes !== m.size) throw corrupt(`${meterIn.bytes} bytes arrived, the backup recorded ${m.size}`);
-      const digest = meterIn.digest();
-      if (digest !== m.sha256) throw corrupt(`its sha256 is ${digest}, the backup recorded ${m.sha256}`);
-      return spool;
-    } catch (err) {
-      await rm(spool, { force: true });
-      throw err;
+      restored = await postgres.restore(into.db, into.database, body.pipe(fed), { timeoutMs: ctx.info.startToCloseTimeoutMs, signal: ctx.cancellationSignal });
+      ctx.cancellationSignal.throwIfAborted();
+      // pg_restore may stop reading before the end (an error, or trailing bytes it does not need): read the rest,
+      // so the whole object is checked.
+      fed.unpipe();
+      fed.resume();
+      await finished(fed);
+    } finally {
+      body.destroy();
     }
+    const digest = fed.digest();
+    const problem = fed.bytes !== m.size ? `${fed.bytes} bytes arrived, the backup recorded ${m.size}` : digest !== m.sha256 ? `its sha256 is ${digest}, the backup recorded ${m.sha256}` : undefined;
+    return { restored, problem };
   }
 
   /** The runs holding a lease on `key` now; a lease whose run has ended (its worker died before releasing it) is removed. */
@@ -368,22 +388,20 @@ export function createBackupActivities(deps: DataDeps & { ssh: SshPool }) {
       const m = await manifestOf(loc, input.key);
       if (!m) throw new BackupNotFound(`no complete backup ${input.key} of ${input.system} in s3://${loc.bucket}/${loc.prefix} (a backup without its manifest was interrupted)`);
       return beating(async (progress) => {
-        const spool = await download(loc, m, input.key, progress);
-        try {
-          const { db, live, incoming } = databaseOf(input.system, input.infrastructure);
-          Object.assign(progress, { phase: 'new database', meter: undefined, of: undefined });
-          const infos = await postgres.databases(db, [live, incoming]);
-          if (infos[incoming]) await postgres.dropDatabase(db, incoming);
-          await postgres.createDatabase(db, incoming, infos[live] as DatabaseInfo | undefined);
-          const fed = meter();
-          Object.assign(progress, { phase: 'pg_restore', meter: fed, of: (await stat(spool)).size });
-          const ctx = Context.current();
-          const res = await postgres.restore(db, incoming, createReadStream(spool).pipe(fed), { timeoutMs: ctx.info.startToCloseTimeoutMs, signal: ctx.cancellationSignal });
-          if (res.code !== 0) throw toolFailure(`pg_restore of ${input.key} into ${incoming}`, res);
-          return { key: input.key, size: m.size, sha256: m.sha256, database: incoming };
-        } finally {
-          await rm(spool, { force: true });
+        const object = await checkedObject(loc, m, input.key);
+        const { db, live, incoming } = databaseOf(input.system, input.infrastructure);
+        Object.assign(progress, { phase: 'new database' });
+        const infos = await postgres.databases(db, [live, incoming]);
+        if (infos[incoming]) await postgres.dropDatabase(db, incoming);
+        await postgres.createDatabase(db, incoming, infos[live] as DatabaseInfo | undefined);
+        const { restored, problem } = await streamRestore(loc, m, object, { db, database: incoming }, progress);
+        if (problem) {
+          // Never verified nor swapped in; dropped now so that no one mistakes it for a restore.
+          await postgres.dropDatabase(db, incoming);
+          throw corruptBackup(loc, input.key, problem, `the live database was not touched and ${incoming} was dropped`);
         }
+        if (restored.code !== 0) throw toolFailure(`pg_restore of ${input.key} into ${incoming}`, restored);
+        return { key: input.key, size: m.size, sha256: m.sha256, database: incoming };
       });
     },
 

@@ -111,6 +111,27 @@ async function sftpKeyVerdicts(env: Record<string, string>): Promise<string[]> {
   return verdicts;
 }
 
+interface LogEntry {
+  level?: string;
+  msg?: string;
+  object?: string;
+  stats?: Record<string, unknown>;
+}
+
+/** A stderr line handler that hands on rclone's JSON log entries (--use-json-log) and skips anything else. */
+function logEntries(each: (entry: LogEntry) => void): (line: string) => void {
+  return (line) => {
+    if (!line.startsWith('{')) return;
+    let entry: LogEntry;
+    try {
+      entry = JSON.parse(line) as LogEntry;
+    } catch {
+      return; // Not one of rclone's JSON lines.
+    }
+    each(entry);
+  };
+}
+
 function statsOf(s: Record<string, unknown>): RcloneStats {
   const n = (k: string) => (typeof s[k] === 'number' ? (s[k] as number) : 0);
   return { bytes: n('bytes'), totalBytes: n('totalBytes'), transfers: n('transfers'), totalTransfers: n('totalTransfers'), checks: n('checks'), deletes: n('deletes'), errors: n('errors'), elapsedSeconds: Math.round(n('elapsedTime') * 10) / 10 };
@@ -149,16 +170,10 @@ export function createRcloneActivities(deps: DataDeps & { ssh: SshPool }) {
         {
           timeoutMs: ctx.info.startToCloseTimeoutMs,
           signal: ctx.cancellationSignal,
-          onStderrLine: (line) => {
-            if (!line.startsWith('{')) return;
-            try {
-              const entry = JSON.parse(line) as { level?: string; msg?: string; object?: string; stats?: Record<string, unknown> };
-              if (entry.stats) stats = statsOf(entry.stats);
-              else if (entry.level === 'error' && errors.length < 20) errors.push(`${entry.object ? `${entry.object}: ` : ''}${entry.msg ?? ''}`.trim());
-            } catch {
-              // Not one of rclone's JSON lines.
-            }
-          },
+          onStderrLine: logEntries((entry) => {
+            if (entry.stats) stats = statsOf(entry.stats);
+            else if (entry.level === 'error' && errors.length < 20) errors.push(`${entry.object ? `${entry.object}: ` : ''}${entry.msg ?? ''}`.trim());
+          }),
           stdout: onStdout
             ? (out) =>
                 new Promise<void>((resolve) => {
@@ -226,15 +241,9 @@ export function createRcloneActivities(deps: DataDeps & { ssh: SshPool }) {
           {
             timeoutMs: Context.current().info.startToCloseTimeoutMs,
             signal: Context.current().cancellationSignal,
-            onStderrLine: (line) => {
-              if (!line.startsWith('{')) return;
-              try {
-                const entry = JSON.parse(line) as { msg?: string; object?: string };
-                if (entry.msg === 'Deleted' && entry.object) removed.push(entry.object);
-              } catch {
-                // Not one of rclone's JSON lines.
-              }
-            },
+            onStderrLine: logEntries((entry) => {
+              if (entry.msg === 'Deleted' && entry.object) removed.push(entry.object);
+            }),
           },
         );
         if (res.code !== 0) throw new RcloneInterrupted(`removing what rclone left unfinished in ${e.dst} on ${whereName(e.where)} failed (exit ${res.code ?? res.signal}): ${res.stderr.trim().split('\n').slice(-3).join(' / ')}`);

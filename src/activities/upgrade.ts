@@ -1,6 +1,8 @@
 // Activities for rolling upgrades: what a host runs (OS release, boot id, package versions), a reboot and the
 // wait for the host to come back with a new boot id, and service checks polled until they pass.
 import { Context } from '@temporalio/activity';
+import type { Duration } from '@temporalio/common';
+import { msToNumber } from '@temporalio/common/lib/time';
 import type { Client } from 'ssh2';
 import { programArgv } from '../common/command';
 import type { Inventory, ResolvedHost } from '../config/inventory';
@@ -41,10 +43,13 @@ export function createUpgradeActivities(deps: { inventory: Inventory; ssh: SshPo
 
   return {
     /** The hosts in the operator's order, and the HAProxy-balanced services each one serves. */
-    async upgradePlan(input: { environment: string; order: string[] }): Promise<{ hosts: ResolvedHost[]; rotation: Record<string, string[]> }> {
+    /** `waitMs`: the longest HAProxy drain those services declare, the base of the rotation steps' allowance. */
+    async upgradePlan(input: { environment: string; order: string[] }): Promise<{ hosts: ResolvedHost[]; rotation: Record<string, string[]>; waitMs: number }> {
       const hosts = inventory.resolve(input.environment, { hosts: input.order });
       for (const h of hosts) await ssh.admit(inventory.connection(input.environment, h.name));
-      return { hosts, rotation: Object.fromEntries(hosts.map((h) => [h.name, inventory.balancedServicesOn(input.environment, h.name)])) };
+      const rotation = Object.fromEntries(hosts.map((h) => [h.name, inventory.balancedServicesOn(input.environment, h.name)]));
+      const drains = Object.values(rotation).flat().map((svc) => msToNumber(inventory.service(input.environment, svc).haproxy?.drainTimeout as Duration));
+      return { hosts, rotation, waitMs: Math.max(0, ...drains) };
     },
 
     async hostFacts(input: HostRef & { packages: string[]; bootIdCommand?: string[] }): Promise<HostFacts> {

@@ -55,6 +55,7 @@ export async function auditHistory(history: temporal.api.history.v1.IHistory, co
     if (isAnswer(signaled?.signalName)) received.push({ at: eventMs(e), via: 'signal', message: signaled.signalName, payload: await decode(signaled.input) });
   }
   const gates = [...new Set(received.map((r) => (r.payload as { gate?: string }).gate).filter((g): g is string => !!g))];
+  const counted = new Set<string>();
   for (const r of received) {
     const p = r.payload as AnswerToVerify & { reason?: string; action?: 'retry' | 'skip' | 'abort' };
     const comment = p.reason ?? p.comment;
@@ -66,6 +67,8 @@ export async function auditHistory(history: temporal.api.history.v1.IHistory, co
         Object.assign(entry, { verdict: 'verified', key: signer.key, slackUser: signer.slackUser });
         const signedAt = Date.parse(p.time as string);
         if (r.at - signedAt > MAX_AGE_MS || signedAt - r.at > CLOCK_SKEW_MS) throw new SignatureRefused(`signed at ${p.time}, but received at ${entry.at}: outside the ${MAX_AGE_MS / 60_000}-minute window`);
+        if (counted.has(signer.nonce)) throw new SignatureRefused(`duplicate vote: nonce ${signer.nonce} was counted before`);
+        if (r.via === 'update') counted.add(signer.nonce);
       } else if (report.signers?.signed === 'required') {
         throw new SignatureRefused('unsigned, though the run took signed answers only');
       }

@@ -11,17 +11,17 @@ export function whoMayAnswer(g: GateRecord): string {
 
 /** One line on what ending early put back, for the status, the announcement and the run's error. */
 export function describeUndo(u: UndoReport): string {
-  if (u.committed) return 'the change had been committed (every node healthy), so nothing was rolled back';
+  if (u.committed) return 'the run had committed its change (every node or host done and healthy), so nothing was rolled back';
   if (!u.putBack.length && !u.notPutBack.length) return 'nothing to put back';
   return [u.putBack.length ? `put back: ${u.putBack.join('; ')}` : '', u.notPutBack.length ? `NOT put back: ${u.notPutBack.join('; ')}` : ''].filter(Boolean).join('; ');
 }
 
-/** The step timeline and open gates, as the Temporal UI's "current details" shows them. */
 /** How a decision was signed, if it was: the key's fingerprint, and the Slack user the Slack bridge vouched for. */
 export function signedWith(d: Vote): string {
   return d.key ? ` (signed ${d.key}${d.slackUser ? `, Slack bridge for ${d.slackUser}` : ''})` : '';
 }
 
+/** The step timeline and open gates, as the Temporal UI's "current details" shows them. */
 export function renderMarkdown(s: RunStatus): string {
   const lines = [
     `**${s.workflow}** ${[s.environment, s.service, s.release].filter(Boolean).join(' · ')}${s.dryRun ? ' (dry run)' : ''}`,

@@ -1,6 +1,9 @@
 // The embedded Temporal dev server: `npm start` runs it persisted to SQLite with the Web UI; the tests run one
 // in memory for the whole suite.
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { parse } from 'yaml';
 import { SEARCH_ATTRIBUTES } from '../common/constants';
 import { ensureTemporalCli } from './binary';
 
@@ -13,12 +16,28 @@ export interface DevServerOptions {
   uiPort?: number;
   /** Codec server the UI uses to show decoded payloads. */
   codecEndpoint?: string;
+  /** Temporal's own defaults instead of DYNAMIC_CONFIG_FILE's settings: the bench measures what they save. */
+  serverDefaults?: boolean;
 }
 
 export interface DevServer {
   address: string;
   uiUrl?: string;
   stop(): Promise<void>;
+}
+
+/** The server settings every opsflow server uses; docker-compose.temporal.yml mounts the same file. */
+export const DYNAMIC_CONFIG_FILE = path.resolve(__dirname, '../../config/dynamicconfig/opsflow.yaml');
+
+type DynamicConfig = Record<string, Array<{ value: unknown; constraints?: Record<string, unknown> }>>;
+
+/** The file's unconstrained values as `--dynamic-config-value KEY=JSON` arguments (the flag takes no constraints). */
+export function dynamicConfigArgs(file = DYNAMIC_CONFIG_FILE): string[] {
+  const config = parse(readFileSync(file, 'utf8')) as DynamicConfig;
+  return Object.entries(config).flatMap(([key, entries]) => {
+    const plain = entries.find((e) => !e.constraints || Object.keys(e.constraints).length === 0);
+    return plain ? ['--dynamic-config-value', `${key}=${JSON.stringify(plain.value)}`] : [];
+  });
 }
 
 export async function startDevServer(opts: DevServerOptions = {}): Promise<DevServer> {
@@ -33,7 +52,7 @@ export async function startDevServer(opts: DevServerOptions = {}): Promise<DevSe
       ui: opts.uiPort !== undefined,
       uiPort: opts.uiPort,
       searchAttributes: [...SEARCH_ATTRIBUTES],
-      extraArgs: opts.codecEndpoint ? ['--ui-codec-endpoint', opts.codecEndpoint] : [],
+      extraArgs: [...(opts.serverDefaults ? [] : dynamicConfigArgs()), ...(opts.codecEndpoint ? ['--ui-codec-endpoint', opts.codecEndpoint] : [])],
     },
   });
   return {

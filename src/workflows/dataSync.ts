@@ -1,4 +1,4 @@
-import { ActivityCancellationType, ActivityFailure, ApplicationFailure, executeChild, isCancellation, TimeoutFailure, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, executeChild, isCancellation, TimeoutFailure, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { SyncPlan } from '../activities/dataSync';
 import type { CheckFilesResult, SyncFilesResult } from '../activities/rclone';
 import { SA_ENVIRONMENT, SA_SERVICE } from '../common/constants';
@@ -6,16 +6,10 @@ import { backupKeyFor } from '../schemas/backupKey';
 import { dataSyncInput, type DataSyncInput } from '../schemas/dataSync';
 import { parseInput } from '../schemas/validate';
 import { backupDatabase, type BackupDatabaseResult } from './backupDatabase';
-import { activitiesFor } from './activityOptions';
 import { quick } from './dataActivities';
 import { Runbook, SKIPPED } from '../runbook';
 import { restoreDatabase, type RestoreDatabaseResult } from './restoreDatabase';
-
-/**
- * rclone runs, as long as the other data steps. A cancelled run waits for the activity to have stopped rclone
- * before it undoes, so it ends with no rclone writing into the standby.
- */
-const rcloneRuns = activitiesFor(12 * 3600_000, { initialInterval: '5s', maximumInterval: '1m' }, { cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED });
+import { stoppable } from './stoppable';
 
 /** rclone did not end the sync itself (cancelled, killed, timed out): files it was writing may be cut short. */
 function cutShort(err: unknown): boolean {
@@ -68,11 +62,11 @@ export async function dataSync(rawInput: DataSyncInput): Promise<DataSyncResult>
       // A sync that rclone did not end itself (cancelled, killed, timed out) may have left files cut short: from
       // then on, until the files step is over, ending the run early removes them.
       const runSync = () =>
-        rcloneRuns.syncFiles(ends).catch((err: unknown) => {
+        stoppable.syncFiles(ends).catch((err: unknown) => {
           if (cutShort(err)) {
             forgetUndo();
             forgetUndo = rb.compensate(`remove what rclone left unfinished in ${files.to}`, async () => {
-              const removed = await rcloneRuns.removeCutShort({ ...ends, since });
+              const removed = await stoppable.removeCutShort({ ...ends, since });
               const at = new Date().toISOString();
               if (removed.length) rb.recordStep({ name: `removed ${removed.length} unfinished file(s): ${removed.slice(0, 10).join(', ')}${removed.length > 10 ? ', …' : ''}`, host: files.runsOn, state: 'compensated', attempt: 1, startedAt: at, endedAt: at });
             });
@@ -81,7 +75,7 @@ export async function dataSync(rawInput: DataSyncInput): Promise<DataSyncResult>
         });
       const outcome = await rb.step(`files ${plan.from} → ${plan.to}`, async () => {
         const sync = await rb.track(`rclone sync ${files.from} → ${files.to}`, runSync, files.runsOn);
-        const check = await rb.track('rclone check', () => rcloneRuns.checkFiles({ ...ends, cap: DIFF_CAP }), files.runsOn);
+        const check = await rb.track('rclone check', () => stoppable.checkFiles({ ...ends, cap: DIFF_CAP }), files.runsOn);
         if (check.differences) {
           const listed = check.paths.map((p) => `${p.path} (${p.kind})`).join('\n');
           throw ApplicationFailure.create({

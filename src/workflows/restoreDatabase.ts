@@ -4,6 +4,7 @@ import { SA_ENVIRONMENT, SA_SERVICE } from '../common/constants';
 import { restoreDatabaseInput, type RestoreDatabaseInput } from '../schemas/backups';
 import { parseInput } from '../schemas/validate';
 import { long, quick } from './dataActivities';
+import { stoppable } from './stoppable';
 import { describeError, Runbook } from '../runbook';
 
 export interface RestoreDatabaseResult {
@@ -44,7 +45,7 @@ export async function restoreDatabase(rawInput: RestoreDatabaseInput): Promise<R
     await rb.step(`lease backup ${key}`, () => quick.leaseBackup({ system, key }), { required: true });
     // A restore that fails or is cancelled half-way leaves a partial database to drop; the live one is untouched.
     rb.compensate('drop the restored database', () => long.dropRestore({ system, infrastructure }));
-    result.restored = await rb.step(`download, check and restore ${key} beside ${plan.database.name}`, () => long.restoreToScratch(ref), { required: true });
+    result.restored = await rb.step(`download, check and restore ${key} beside ${plan.database.name}`, () => stoppable.restoreToScratch(ref), { required: true });
     result.verified = await rb.step('verify row counts and checks', () => long.verifyRestore(ref), { required: true });
 
     rb.phase('swap');

@@ -10,7 +10,7 @@ import { rollingUpgradeInput, type RollingUpgradeInput, type RollingUpgradeParse
 import { parseInput } from '../schemas/validate';
 import { describeError, Runbook } from '../runbook';
 import { activitiesFor, HEARTBEAT_TIMEOUT, retry } from './activityOptions';
-import { batches, waiting } from './rollout';
+import { batches, waitsFor } from './rollout';
 
 /** Plans, facts, a reboot request and checks without a wait: each a few SSH commands. */
 export const hostActs = proxyActivities<Activities>({
@@ -104,6 +104,7 @@ async function runLine(rb: Runbook, input: RollingUpgradeParsed, opts: UpgradeLi
 
   rb.phase('resolve');
   const plan = await rb.step('resolve hosts', () => hostActs.upgradePlan({ environment, order: input.order }), { required: true });
+  const rotating = waitsFor(plan.waitMs);
   line.hosts = plan.hosts.map((h) => h.name);
   const result: RollingUpgradeResult = { ok: false, dryRun: input.dryRun, upgraded: line.upgraded, skipped: line.skipped, notes: [] };
   if (input.dryRun) {
@@ -139,6 +140,13 @@ async function runLine(rb: Runbook, input: RollingUpgradeParsed, opts: UpgradeLi
   /** Hosts whose upgrade reported that it left them as they were. */
   const unchanged = new Set<string>();
 
+  /** A guarded run of the command on the host (at most once per step), failing with its error and stderr. */
+  const runOn = async (host: (typeof plan.hosts)[number], argv: string[], step: string, what: string): Promise<string> => {
+    const [r] = await upgrading.runOnHosts({ hosts: [host], command: { argv: forHost(argv, host), sudo: input.upgrade.sudo }, step, concurrency: 1, maxErrors: 0, timeoutMs: upgradeMs, capBytes: 8192 });
+    if (r.state !== 'succeeded') throw new Error(`${host.name}: ${what} ${r.error?.message ?? 'failed'}${r.stderr ? `: ${r.stderr.trim().slice(-500)}` : ''}`);
+    return r.stdout;
+  };
+
   const upgradeHost = async (host: (typeof plan.hosts)[number], attempt: number): Promise<void> => {
     const ref = { environment, host: host.name };
     const services = plan.rotation[host.name];
@@ -153,24 +161,22 @@ async function runLine(rb: Runbook, input: RollingUpgradeParsed, opts: UpgradeLi
       // Registered before the host leaves rotation: a host taken out never stays out unsaid.
       backInRotation.set(host.name, rb.compensate(`put ${host.name} back in ${services.join(', ')} once its checks pass`, async () => {
         if (input.checks.length) await rb.track('checks before rotation', () => postChecks(host), host.name);
-        for (const service of services) await rb.track(`back in ${service}`, () => waiting.setRotation({ environment, service, node: host.name, inRotation: true }), host.name);
+        for (const service of services) await rb.track(`back in ${service}`, () => rotating.setRotation({ environment, service, node: host.name, inRotation: true }), host.name);
       }));
     }
-    for (const service of services) await rb.track(`out of ${service}`, () => waiting.setRotation({ environment, service, node: host.name, inRotation: false }), host.name);
+    for (const service of services) await rb.track(`out of ${service}`, () => rotating.setRotation({ environment, service, node: host.name, inRotation: false }), host.name);
     const undo = opts.undo;
     if (undo && !undoRegistered.has(host.name)) {
       undoRegistered.add(host.name);
       rb.compensate(undo.label(host.name), async () => {
         if (unchanged.has(host.name)) return;
-        const [r] = await upgrading.runOnHosts({ hosts: [host], command: { argv: forHost(undo.command, host), sudo: input.upgrade.sudo }, step: `undo:${host.name}`, concurrency: 1, maxErrors: 0, timeoutMs: upgradeMs, capBytes: 8192 });
-        if (r.state !== 'succeeded') throw new Error(`${host.name}: ${r.error?.message ?? 'failed'}${r.stderr ? `: ${r.stderr.trim().slice(-500)}` : ''}`);
+        await runOn(host, undo.command, `undo:${host.name}`, 'undo');
       });
     }
     await rb.track('upgrade', async () => {
       // The guarded run: a retry after a crash collects the first attempt instead of upgrading twice.
-      const [r] = await upgrading.runOnHosts({ hosts: [host], command: { argv: forHost(input.upgrade.command, host), sudo: input.upgrade.sudo }, step: `upgrade:${host.name}#${attempt}`, concurrency: 1, maxErrors: 0, timeoutMs: upgradeMs, capBytes: 8192 });
-      if (r.state !== 'succeeded') throw new Error(`${host.name}: upgrade ${r.error?.message ?? 'failed'}${r.stderr ? `: ${r.stderr.trim().slice(-500)}` : ''}`);
-      if (undo?.unchanged(r.stdout)) unchanged.add(host.name);
+      const stdout = await runOn(host, input.upgrade.command, `upgrade:${host.name}#${attempt}`, 'upgrade');
+      if (undo?.unchanged(stdout)) unchanged.add(host.name);
     }, host.name);
     let rebooted: boolean | undefined;
     if (input.reboot && booting && before.bootId) {
@@ -181,7 +187,7 @@ async function runLine(rb: Runbook, input: RollingUpgradeParsed, opts: UpgradeLi
     }
     const checks = input.checks.length ? await rb.track('post-checks', () => postChecks(host), host.name) : [];
     const after = await hostActs.hostFacts({ ...ref, packages: input.packages });
-    for (const service of services) await rb.track(`back in ${service}`, () => waiting.setRotation({ environment, service, node: host.name, inRotation: true }), host.name);
+    for (const service of services) await rb.track(`back in ${service}`, () => rotating.setRotation({ environment, service, node: host.name, inRotation: true }), host.name);
     backInRotation.get(host.name)?.();
     result.notes.push({
       host: host.name,

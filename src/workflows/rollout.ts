@@ -53,9 +53,13 @@ export async function switchNode(rb: Runbook, ref: NodeRef, releaseId: string, w
  * a cancellation) puts the node back on the release it ran before, by the same sequence. Registered once per
  * node, so a retried switch does not undo twice.
  */
+/** The waits of a node step, allowed what the inventory declares (a plan recorded before plans said has none). */
+export function waitsFor(waitMs: number | undefined): Waits {
+  return waitMs === undefined ? waiting : activitiesFor(waitMs, {}, { cancellationType: ONE_AT_A_TIME });
+}
+
 export function undoableSwitch(rb: Runbook, waitMs?: number): (ref: NodeRef, to: string, previous: string | null) => Promise<HealthResult> {
-  // The service's declared waits bound the node's waits (a plan recorded before they were planned has none).
-  const waits = waitMs === undefined ? waiting : activitiesFor(waitMs, {}, { cancellationType: ONE_AT_A_TIME });
+  const waits = waitsFor(waitMs);
   const registered = new Set<string>();
   return (ref, to, previous) => {
     if (!registered.has(ref.node)) {

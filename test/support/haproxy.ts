@@ -10,7 +10,7 @@ import { freePort, waitFor } from './harness';
 export interface Haproxy {
   url: string;
   socket: string;
-  /** Each server of the backend and its state as HAProxy reports it (`UP` is in rotation; `MAINT`, `DRAIN` not). */
+  /** Each server of the backend and its state (`UP` is in rotation; `MAINT`, `DRAIN` not), without HAProxy's check count ("UP 1/2"). */
   servers(): Promise<Record<string, string>>;
   stop(): Promise<void>;
 }
@@ -65,7 +65,7 @@ ${servers.map((s) => `  server ${s.name} ${s.address}:${s.port} check`).join('\n
     socket,
     async servers() {
       const stats = parseStat(await adminCommand(socket, 'show stat')).filter((st) => st.backend === backend);
-      return Object.fromEntries(stats.map((st) => [st.server, st.status]));
+      return Object.fromEntries(stats.map((st) => [st.server, st.status.split(' ')[0]]));
     },
     async stop() {
       proc.kill('SIGTERM');

@@ -2,7 +2,7 @@
 // and deterministic) and `opsflow audit` (offline, from a run's history). Each refusal names the check that
 // failed, so the person answering knows what to do.
 import { canonicalMessage, SIGNATURE_NAMESPACE, type AnswerClaim, type Decision, type RunIdentity } from './message';
-import { parsePublicKey, parseSshsig, SshsigError, verifySshsig, type PublicKey, type Sshsig } from './sshsig';
+import { parsePublicKey, parseSshsig, verifySshsig, type PublicKey, type Sshsig } from './sshsig';
 
 /**
  * Who may sign answers for a run: resolved from the inventory by an activity when the run starts, so the keys
@@ -78,13 +78,25 @@ function claimOf(a: AnswerToVerify, run: RunIdentity, overrides: Partial<AnswerC
   return { ...run, gate: a.gate as string, decision: a.decision, by: a.by, comment: a.comment ?? '', group: a.group, slackUser: a.slackUser, time: a.time as string, nonce: a.nonce as string, ...overrides };
 }
 
+/**
+ * Whether the signature covers this claim. Any failure to read it is a refusal, never an exception: a signal
+ * handler that threw would fail the workflow task, so a malformed signature could wedge the run.
+ */
+function covers(sig: Sshsig, claim: AnswerClaim): boolean {
+  try {
+    return verifySshsig(sig, canonicalMessage(claim));
+  } catch (err) {
+    throw new SignatureRefused(`unreadable signature: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
+
 /** A signature that does not verify: say what it was made for, when another decision or gate of this run fits. */
 function mismatch(sig: Sshsig, a: AnswerToVerify, run: RunIdentity, gates: string[]): string {
   for (const decision of DECISIONS) {
-    if (decision !== a.decision && verifySshsig(sig, canonicalMessage(claimOf(a, run, { decision })))) return `the signature is for ${decision}, not ${a.decision}`;
+    if (decision !== a.decision && covers(sig, claimOf(a, run, { decision }))) return `the signature is for ${decision}, not ${a.decision}`;
   }
   for (const gate of gates) {
-    if (gate !== a.gate && verifySshsig(sig, canonicalMessage(claimOf(a, run, { gate })))) return `the signature is for gate "${gate}", not "${a.gate}"`;
+    if (gate !== a.gate && covers(sig, claimOf(a, run, { gate }))) return `the signature is for gate "${gate}", not "${a.gate}"`;
   }
   return `the signature does not match this answer (${a.decision} of gate "${a.gate}" by ${a.by} in run ${run.runId}): it was made for another run, or its by, comment, time or nonce were changed`;
 }
@@ -102,8 +114,7 @@ export function verifyAnswer(a: AnswerToVerify, run: RunIdentity, signers: GateS
   try {
     sig = parseSshsig(a.signature);
   } catch (err) {
-    if (err instanceof SshsigError) throw new SignatureRefused(`unreadable signature: ${err.message}`);
-    throw err;
+    throw new SignatureRefused(`unreadable signature: ${err instanceof Error ? err.message : String(err)}`);
   }
   if (sig.namespace !== SIGNATURE_NAMESPACE) throw new SignatureRefused(`the signature is for namespace "${sig.namespace}", not "${SIGNATURE_NAMESPACE}" (sign with -n ${SIGNATURE_NAMESPACE})`);
   const fingerprint = sig.publicKey.fingerprint;
@@ -117,14 +128,7 @@ export function verifyAnswer(a: AnswerToVerify, run: RunIdentity, signers: GateS
     if (!keys.length) throw new SignatureRefused(`${a.by} has no keys in the inventory (people.${a.by}.keys)`);
     if (!keys.some((k) => k.fingerprint === fingerprint)) throw new SignatureRefused(`key ${fingerprint} is not one of ${a.by}'s keys (people.${a.by}.keys)`);
   }
-  let valid: boolean;
-  try {
-    valid = verifySshsig(sig, canonicalMessage(claimOf(a, run)));
-  } catch (err) {
-    if (err instanceof SshsigError) throw new SignatureRefused(`unreadable signature: ${err.message}`);
-    throw err;
-  }
-  if (!valid) throw new SignatureRefused(mismatch(sig, a, run, gates));
+  if (!covers(sig, claimOf(a, run))) throw new SignatureRefused(mismatch(sig, a, run, gates));
   return { key: fingerprint, nonce: a.nonce, ...(a.slackUser ? { slackUser: a.slackUser } : {}) };
 }
 

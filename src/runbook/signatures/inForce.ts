@@ -3,7 +3,6 @@
 import { patched, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../../activities';
 import type { RunSigners } from './check';
-import type { RunIdentity } from './message';
 
 // Reading the worker's inventory is quick and local; a few tries cover a worker restarting under it.
 const inventory = proxyActivities<Activities>({ startToCloseTimeout: '30s', retry: { initialInterval: '1s', maximumAttempts: 5 } });
