@@ -33,8 +33,8 @@ fi
 # The test suite drives real servers on loopback: sshd hosts (with sudo for the sudo tests), HAProxy in front
 # of a small Python service, a git daemon serving its releases, memcached, PostgreSQL clusters, and rclone;
 # openssl makes the test Kubernetes control plane's certificates; chromium is the browser playwright-core drives
-# through the Temporal Web UI (never a downloaded one).
-packages=(openssh-server openssh-client sudo procps haproxy git python3 python3-pip memcached postgresql rclone openssl chromium)
+# through the Temporal Web UI (never a downloaded one); socat carries HAProxy's runtime API over SSH (`haproxy.via`).
+packages=(openssh-server openssh-client sudo procps haproxy socat git python3 python3-pip memcached postgresql rclone openssl chromium)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -20,7 +20,7 @@ import { serveInteractivity } from '../src/slack/interactivity';
 import { slackClient } from '../src/slack/settings';
 import { findTemporalCli } from '../src/temporal/binary';
 import type { fleetRun } from '../src/workflows/fleetRun';
-import { recordHistory, runOpsflow, startWorker, testEnv, unique, waitFor, writeInventory } from './support/harness';
+import { recordHistory, runOpsflow, runTemporal, startWorker, testEnv, unique, waitFor, writeInventory } from './support/harness';
 import { signSlackRequest, startSlackDouble, type SlackDouble } from './support/slackDouble';
 
 type Handle = WorkflowHandle<typeof fleetRun>;
@@ -194,9 +194,8 @@ describe('signed gate answers', () => {
     await h.terminate();
   });
 
-  // The UI's "Send an Update" sends the pasted JSON as the update's one argument; so does this, with nothing added.
-  // (The temporal CLI would be the obvious sender, but its `workflow update execute` stalls 40 s against a TypeScript
-  // worker on this dev server even for a trivial workflow, so the test sends the parsed JSON with the client.)
+  // The UI's "Send an Update" sends the pasted JSON as the update's one argument; so does the temporal CLI, which
+  // sends it here exactly as printed.
   it('the payload `opsflow sign` prints, pasted as the update payload, is accepted', async () => {
     const h = await start({ approval: { approvers: ['ben'], quorum: 1 } } as Partial<FleetRunInput>);
     await openGate(h, 'run');
@@ -205,7 +204,9 @@ describe('signed gate answers', () => {
     expect(printed.stderr).toContain('Send an Update');
     const payload = JSON.parse(printed.stdout);
     expect(payload).toMatchObject({ gate: 'run', by: 'ben', comment: 'via the UI' });
-    expect(await h.executeUpdate('approve', { args: [payload] })).toMatchObject({ state: 'approved' });
+    const sent = await runTemporal(['workflow', 'update', 'execute', '--workflow-id', h.workflowId, '--name', 'approve', '--input', printed.stdout.trim(), '--output', 'json']);
+    expect(sent.code, sent.stderr).toBe(0);
+    expect(JSON.parse(sent.stdout)).toMatchObject({ result: { state: 'approved' } });
     await h.result();
     expect((await status(h)).decisions[0]).toMatchObject({ by: 'ben', key: fingerprint('ben'), comment: 'via the UI' });
   });

@@ -302,7 +302,9 @@ describe('the Web UI with encrypted payloads', () => {
     const history = await s.env.client.workflow.getHandle(id).fetchHistory();
     const payloads = payloadsIn(history);
     expect(payloads.length).toBeGreaterThan(5);
-    expect(payloads.filter((p) => p.encoding !== ENCODING)).toEqual([]);
+    // The one clear-text payload allowed is a patch marker's (`patched('signed-gates')`): the SDK's core writes it,
+    // not the data converter, and it holds only the patch id.
+    expect(payloads.filter((p) => p.encoding !== ENCODING && !/markerRecordedEventAttributes\.details\.patch-data\./.test(p.at))).toEqual([]);
     expect(clearText(history)).not.toContain(marker);
 
     await untilShown(s.browser.page, runUrl(s.ui, id), 'the UI to show the run completed', () => showsState(s.browser.page, 'Completed'));

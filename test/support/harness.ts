@@ -229,12 +229,19 @@ export interface CliResult {
  * in-process worker keeps working while the CLI waits on it; killed after a minute so a hang fails the test.
  */
 export function runOpsflow(args: string[], opts: { cwd?: string; env?: Record<string, string> } = {}): Promise<CliResult> {
+  return runProgram(process.execPath, [path.join(ROOT, 'bin/opsflow.js'), ...args], { cwd: opts.cwd ?? ROOT, env: { TEMPORAL_ADDRESS: inject('temporalAddress'), ...opts.env } });
+}
+
+/** Runs the `temporal` CLI against the test server, as an operator would (asynchronously, for the same reason). */
+export function runTemporal(args: string[]): Promise<CliResult> {
+  const cli = findTemporalCli();
+  if (!cli) throw new Error('the temporal CLI is not installed');
+  return runProgram(cli, [...args, '--address', inject('temporalAddress')], { cwd: ROOT });
+}
+
+function runProgram(program: string, args: string[], opts: { cwd: string; env?: Record<string, string> }): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [path.join(ROOT, 'bin/opsflow.js'), ...args], {
-      cwd: opts.cwd ?? ROOT,
-      env: { ...process.env, TEMPORAL_ADDRESS: inject('temporalAddress'), ...opts.env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(program, args, { cwd: opts.cwd, env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
