@@ -1,14 +1,16 @@
 // Slack posts of a run (announcements, gate messages, replies), as a queue that never holds the run up.
 import { condition, log, proxyActivities } from '@temporalio/workflow';
 import type { Activities } from '../activities';
+import { HEARTBEAT_TIMEOUT, retry } from '../workflows/activityOptions';
 import type { Announcement } from '../activities/notify';
 import type { RunRef } from '../slack/blocks';
 import { describeError } from './failure';
 import type { GateRecord, SlackPlace } from './protocol';
 
 // Notifying is best effort: Slack may be slow or rate limited (the client waits out Retry-After), so a post gets
-// time and a few tries, and the run never waits for it.
-const slack = proxyActivities<Activities>({ startToCloseTimeout: '2m', retry: { initialInterval: '2s', maximumAttempts: 3 } });
+// time and a few tries, and the run never waits for it; it heartbeats, so a post lost with its worker is retried
+// in seconds.
+const slack = proxyActivities<Activities>({ startToCloseTimeout: '2m', heartbeatTimeout: HEARTBEAT_TIMEOUT, retry: retry({ initialInterval: '2s', maximumAttempts: 3 }) });
 
 export class Notifier {
   private queue: Promise<void> = Promise.resolve();

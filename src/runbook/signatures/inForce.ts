@@ -2,10 +2,11 @@
 // history, so replay and `opsflow audit` see the same keys, and editing the inventory later changes nothing here.
 import { patched, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../../activities';
+import { retry } from '../../workflows/activityOptions';
 import type { RunSigners } from './check';
 
 // Reading the worker's inventory is quick and local; a few tries cover a worker restarting under it.
-const inventory = proxyActivities<Activities>({ startToCloseTimeout: '30s', retry: { initialInterval: '1s', maximumAttempts: 5 } });
+const inventory = proxyActivities<Activities>({ startToCloseTimeout: '5s', retry: retry() });
 
 export class SignersInForce {
   private signers?: RunSigners;
