@@ -129,7 +129,7 @@ export const RcloneInterrupted = declare('RcloneInterrupted', true);
 /** Every declared failure type. */
 export const ERROR_KINDS: readonly ErrorKind[] = kinds;
 
-/** The `nonRetryableErrorTypes` of every retry policy. */
+/** The non-retryable types of every retry policy (src/workflows/activityOptions.ts's `retry()`). */
 export const NON_RETRYABLE_TYPES: string[] = kinds.filter((k) => !k.retryable).map((k) => k.type);
 
 /** Types no operator retry can fix: a runbook step failing with one ends the run instead of opening a failure gate. */
