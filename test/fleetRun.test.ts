@@ -89,12 +89,15 @@ describe('fleetRun', () => {
     for (const r of result.hosts) expect(r.ranOn).toEqual(ranOn(r.host));
   });
 
-  it('refuses a recorded run made by another host, naming both, and a retry runs the command on this host', async () => {
+  it.each([
+    ['made by another host', () => ranOn('h2'), 'another host shares its state directory'],
+    ['made by this host before it restarted', () => ({ ...ranOn('h1'), bootId: '00000000-0000-4000-8000-000000000000' }), 'the host restarted since that attempt'],
+  ])('refuses a recorded run %s, naming both identities, and a retry runs the command on this host', async (_, recorder, cause) => {
     const log = path.join(fleetHome(), `${unique('ran')}.log`);
     const h = await start({ target: { hosts: ['h1'] }, command: ['sh', '-c', 'echo "$1" >> "$2"; echo "$1"', 'sh', '{node}', log], approval: {} });
     await openGate(h, 'approval');
-    // As if h2 had run this step in h1's state directory and recorded a success.
-    const other = ranOn('h2');
+    // As if another host, or h1 in an earlier boot, had run this step in h1's state directory and recorded a success.
+    const other = recorder();
     const planted = path.join(GUARD_STATE, 'runs', stepKey(h.workflowId, (await h.describe()).runId, 'run#1', 'h1'));
     for (const d of [GUARD_STATE, path.dirname(planted), planted]) execFileSync('install', ['-d', '-o', FLEET_USER, '-m', '700', d]);
     writeFileSync(path.join(planted, 'id'), `${other.hostKey} ${other.bootId}\n`);
@@ -103,7 +106,7 @@ describe('fleetRun', () => {
     execFileSync('chown', ['-R', FLEET_USER, planted]);
     await h.executeUpdate('approve', { args: [{ by: 'alice' }] });
     const gate = await openGate(h, 'failure');
-    expect(gate.evidence).toContain(`made by host key ${other.hostKey} in boot ${other.bootId}, but h1 is host key ${ranOn('h1').hostKey}`);
+    expect(gate.evidence).toContain(`made by host key ${other.hostKey} in boot ${other.bootId}, but h1 is host key ${ranOn('h1').hostKey} in boot ${ranOn('h1').bootId}: ${cause}`);
     expect(existsSync(log)).toBe(false);
     await h.executeUpdate('resolve', { args: [{ action: 'retry', by: 'alice' }] });
     const result = await h.result();
