@@ -9,7 +9,7 @@ import { ANSWERS, statusQuery, type AnswerPayload } from '../src/runbook/protoco
 const sources = (dir: string) => readdirSync(path.join(__dirname, '..', dir)).filter((f) => f.endsWith('.ts')).map((f) => path.join(dir, f));
 
 describe('the gate protocol', () => {
-  it('names the updates, signals and query as the README does', () => {
+  it('names the updates, signals and query as docs/gates.md does', () => {
     expect(Object.entries(ANSWERS).map(([answer, m]) => [answer, m.update.name, m.signal.name])).toEqual([
       ['approve', 'approve', 'approve'],
       ['reject', 'reject', 'reject'],

@@ -133,7 +133,7 @@ describe('nightly schedules', () => {
     expect(await timed.result()).toMatchObject({ schedules: [FILES], alreadyPaused: [] });
     recordHistory(timed, 'pauseDataSync');
     const done = (await timed.fetchHistory()).events?.filter((e) => e.activityTaskScheduledEventAttributes).map((e) => e.activityTaskScheduledEventAttributes?.activityType?.name);
-    // gateSigners: every run reads the keys that may sign its gate answers when it starts (README, "Signed gate answers").
+    // gateSigners: every run reads the keys that may sign its gate answers when it starts (docs/gates.md, "Signed gate answers").
     expect(done).toEqual(['gateSigners', 'pauseSchedules', 'unpauseSchedules']);
     expect((await isPaused()).paused).toBe(false);
 

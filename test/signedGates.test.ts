@@ -1,4 +1,4 @@
-// Signed gate answers (README, "Signed gate answers"): keys made by ssh-keygen here, a real ssh-agent, the real
+// Signed gate answers (docs/gates.md, "Signed gate answers"): keys made by ssh-keygen here, a real ssh-agent, the real
 // CLI, the temporal CLI as the UI would send a payload, the Slack endpoint with its bridge key, and a real
 // Temporal dev server. Every refusal leaves the run's history as it was.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';

@@ -18,7 +18,7 @@ import { launchBrowser, type Browser } from './support/browser';
 import { failureOf, freePort, ROOT, startWorker, unique, waitFor, writeInventory } from './support/harness';
 
 const ARTIFACTS = path.join(ROOT, 'test/artifacts/ui');
-/** The README's fleetRun example (test/readme.test.ts keeps the two equal), pointed at the test inventory. */
+/** docs/workflows/fleetRun.md's example (test/readme.test.ts keeps the two equal), pointed at the test inventory. */
 const README_EXAMPLE = { ...JSON.parse(readFileSync(path.join(ROOT, 'examples/fleetRun.json'), 'utf8')), environment: 'test' };
 
 /** A UI page that is still loading or rendering is retried by reloading it, within a bound. */

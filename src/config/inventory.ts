@@ -31,7 +31,7 @@ const signingKey = z
     }
   });
 
-/** Whether gate answers must be signed (see README, "Signed gate answers"). */
+/** Whether gate answers must be signed (see docs/gates.md, "Signed gate answers"). */
 const gatesSchema = z.strictObject({ signed: z.enum(['required', 'optional']) });
 
 const connection = {

@@ -1,5 +1,5 @@
 // Every workflow opsflow offers, with its input schema and a ready-to-paste example. The CLI's `schema`,
-// `example` and `start` read this; the README's examples are tested against it.
+// `example` and `start` read this; the examples in the README and docs/ are tested against it.
 import type { z } from 'zod';
 import backupDatabaseExample from '../../examples/backupDatabase.json';
 import blueGreenDeployExample from '../../examples/blueGreenDeploy.json';

@@ -1,4 +1,4 @@
-// The fields a signed answer adds to the approve / reject / resolve payloads (see README, "Signed gate answers").
+// The fields a signed answer adds to the approve / reject / resolve payloads (see docs/gates.md, "Signed gate answers").
 import { z } from 'zod';
 
 export const signedAnswerFields = {
