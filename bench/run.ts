@@ -5,6 +5,7 @@ import os from 'node:os';
 import { removeScratch, stopBenchFleet } from './lib/fleet';
 import { machine } from './lib/machine';
 import { contextLine, renderPart, writeReport, type PartResult } from './lib/report';
+import { cli } from './parts/cli';
 import { datasync } from './parts/datasync';
 import { deploy } from './parts/deploy';
 import { fanout } from './parts/fanout';
@@ -14,7 +15,7 @@ import { parked } from './parts/parked';
 import type { Part } from './parts/part';
 
 // Parked last: it leaves the most behind (thousands of closed runs, a busy SQLite file) for nothing to inherit.
-const PARTS: Part[] = [fanout, overhead, gate, deploy, datasync, parked];
+const PARTS: Part[] = [fanout, overhead, gate, cli, deploy, datasync, parked];
 
 function usage(): string {
   return [

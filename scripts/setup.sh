@@ -28,6 +28,21 @@ if [[ -z "$(temporal_cli)" ]] && command -v go >/dev/null; then
   go install github.com/temporalio/cli/cmd/temporal@v1.5.1
 fi
 
+# The CLI as JavaScript (bin/opsflow.js runs dist/ when bin/built.js finds it current, else the sources through
+# tsx): compiled only when a source changed since the last build, incrementally. The stamp goes first and comes
+# back, dated from before tsc started, only after a clean build: until then the CLI runs the sources.
+if ! node -e "process.exit(require('./bin/built').distCurrent() ? 0 : 1)"; then
+  say "compiling the CLI to dist/ (tsc -p tsconfig.build.json)"
+  mkdir -p dist
+  rm -f dist/.built
+  touch dist/.building
+  if npx tsc -p tsconfig.build.json; then
+    mv dist/.building dist/.built
+  else
+    say "tsc found errors (above): the CLI runs from the TypeScript sources through tsx until they are fixed"
+  fi
+fi
+
 [[ "$mode" == test ]] || exit 0
 
 # The test suite drives real servers on loopback: sshd hosts (with sudo for the sudo tests), HAProxy in front

@@ -2,12 +2,10 @@
 // system's time zone, overlap SKIP (a night whose previous run still goes is skipped, not queued), a bounded
 // catch-up window (a night missed while the server was down is not replayed hours later) — and pause, unpause,
 // trigger and list by schedule id.
-import { ScheduleAlreadyRunning, ScheduleNotFoundError, ScheduleOverlapPolicy, type Client, type ScheduleOptionsStartWorkflowAction } from '@temporalio/client';
+import { ScheduleAlreadyRunning, ScheduleOverlapPolicy, type Client, type ScheduleOptionsStartWorkflowAction } from '@temporalio/client';
 import type { Duration, Workflow } from '@temporalio/common';
-import type { Command } from 'commander';
 import { SA_SERVICE, TASK_QUEUE } from '../common/constants';
 import type { Inventory } from '../config/inventory';
-import { setSchedulesPaused } from '../activities/schedules';
 import { SCHEDULE_KINDS, scheduleIdPrefix, syncScheduleId, type ScheduleKind } from '../schemas/dataSync';
 
 export interface DesiredSchedule {
@@ -145,99 +143,4 @@ export async function listSchedules(client: Client, system?: string): Promise<Sc
     });
   }
   return rows.sort((a, b) => a.id.localeCompare(b.id));
-}
-
-export interface ScheduleCliDeps {
-  withClient<T>(fn: (client: Client) => Promise<T>): Promise<T>;
-  inventory(file?: string): Inventory;
-  /** An error the CLI reports; exit code 2 for usage mistakes. */
-  error(message: string, exitCode?: number): Error;
-}
-
-/** `opsflow schedule …` */
-export function registerScheduleCommands(program: Command, deps: ScheduleCliDeps): void {
-  const schedule = program.command('schedule').description('the nightly sync schedules (Temporal Schedules) of the inventory\'s systems');
-  const ids = async (client: Client, given: string[], system?: string) => {
-    if (given.length && system) throw deps.error('name schedule ids or --system, not both', 2);
-    if (given.length) return given;
-    if (!system) throw deps.error('name schedule ids (opsflow schedule list shows them) or --system', 2);
-    return (await listSchedules(client, system)).map((r) => r.id);
-  };
-  const pauseOrResume = (paused: boolean) => async (given: string[], o: { system?: string; reason?: string }) =>
-    deps.withClient(async (client) => {
-      const targets = await ids(client, given, o.system);
-      try {
-        const before = await setSchedulesPaused(client, targets, paused, o.reason ?? (paused ? 'paused from the CLI' : 'resumed from the CLI'));
-        for (const s of before) console.log(`${s.id}: ${s.wasPaused === paused ? `already ${paused ? 'paused' : 'running'}` : paused ? 'paused' : 'resumed'}`);
-      } catch (err) {
-        throw deps.error((err as Error).message);
-      }
-    });
-
-  schedule
-    .command('apply')
-    .description("create or update the schedules the inventory declares (systems.*.schedules), delete those it no longer does")
-    .option('--system <name>', 'only this system')
-    .option('--inventory <file>', 'inventory (default: $OPSFLOW_INVENTORY or ./inventory.yaml)')
-    .action(async (o: { system?: string; inventory?: string }) => {
-      const inventory = deps.inventory(o.inventory);
-      try {
-        desiredSchedules(inventory, o.system);
-      } catch (err) {
-        throw deps.error((err as Error).message, 2);
-      }
-      await deps.withClient(async (client) => {
-        const outcomes = await applySchedules(client, inventory, { system: o.system });
-        for (const r of outcomes) console.log(`${r.action.padEnd(8)} ${r.id}${r.cron ? `  ${r.cron} (${r.timezone})` : ''}`);
-        if (!outcomes.length) console.log('the inventory declares no schedules');
-      });
-    });
-
-  schedule
-    .command('list')
-    .description("opsflow's schedules: paused or not, next runs, last run")
-    .option('--system <name>', 'only this system')
-    .option('--json', 'as JSON')
-    .action(async (o: { system?: string; json?: boolean }) =>
-      deps.withClient(async (client) => {
-        const rows = await listSchedules(client, o.system);
-        if (o.json) return console.log(JSON.stringify(rows, null, 2));
-        if (!rows.length) return console.log('no opsflow schedules (create them with: opsflow schedule apply)');
-        for (const r of rows) {
-          console.log(`${r.id.padEnd(32)} ${r.paused ? 'PAUSED ' : 'active '} next ${r.nextRuns[0] ?? '-'}  last ${r.lastRun ? `${r.lastRun.at} ${r.lastRun.workflowId}` : '-'}`);
-          if (r.paused && r.note) console.log(`${' '.repeat(33)}${r.note}`);
-        }
-      }),
-    );
-
-  schedule
-    .command('pause [ids...]')
-    .description('pause schedules by id, or all of a system')
-    .option('--system <name>', "all of this system's schedules")
-    .requiredOption('-r, --reason <text>', 'why (shown as the schedule\'s note)')
-    .action(pauseOrResume(true));
-
-  schedule
-    .command('unpause [ids...]')
-    .description('resume paused schedules')
-    .option('--system <name>', "all of this system's schedules")
-    .option('-r, --reason <text>', 'note')
-    .action(pauseOrResume(false));
-
-  schedule
-    .command('trigger <id>')
-    .description('run a schedule now (skipped, as at night, when its previous run still goes)')
-    .action(async (id: string) =>
-      deps.withClient(async (client) => {
-        try {
-          const handle = client.schedule.getHandle(id);
-          // The client's default would be ALLOW_ALL: a manual run obeys the schedule's own overlap policy.
-          await handle.trigger((await handle.describe()).policies.overlap);
-        } catch (err) {
-          if (err instanceof ScheduleNotFoundError) throw deps.error(`no schedule "${id}"`);
-          throw err;
-        }
-        console.log(`${id}: triggered; follow with: opsflow list --status Running`);
-      }),
-    );
 }

@@ -3,15 +3,9 @@
 // every decision of a run from its history.
 import { readFileSync } from 'node:fs';
 import type { Client, WorkflowHandle } from '@temporalio/client';
-import { historyFromJSON } from '@temporalio/common/lib/proto-utils';
-import { loadDataConverter } from '@temporalio/common/lib/internal-non-workflow';
 import type { Command } from 'commander';
-import { ANSWERS, signersQuery, statusQuery, type AnswerMessage } from '../runbook/protocol';
+import { signersQuery, statusQuery, type AnswerMessage } from '../runbook/messages';
 import type { SignedFields } from '../runbook/signatures/check';
-import { decisionOf } from '../runbook/signatures/message';
-import { agentSigner, fileSigner, personsKeys, signAnswer, SigningError } from '../runbook/signatures/signer';
-import { dataConverterFromEnv } from '../temporal/connection';
-import { auditHistory, renderAudit } from './audit';
 
 export interface AnswerPayload {
   gate?: string;
@@ -36,13 +30,14 @@ export async function withSignature<P extends AnswerPayload>(handle: WorkflowHan
   // A run from before signed gates has no such query: it takes unsigned answers.
   const signers = await handle.query(signersQuery).catch(() => null);
   const keys = signers?.people[payload.by]?.keys ?? [];
+  const needsSigner = keys.length > 0 || signers?.signed === 'required' || opts.always || opts.key;
+  if (!needsSigner) return payload;
+  // The signing code (ssh2's agent client, the curves) is loaded only for an answer that is signed.
+  const [{ agentSigner, fileSigner, personsKeys, signAnswer, SigningError }, { decisionOf }] = await Promise.all([import('../runbook/signatures/signer'), import('../runbook/signatures/message')]);
   if (!keys.length) {
-    if (signers?.signed === 'required' || opts.always || opts.key) {
-      throw new SigningError(
-        signers ? `${payload.by} has no keys in force for this run (people.${payload.by}.keys in the inventory when the run started): add your public key there for the next run` : 'this run started before signed answers existed: answer it unsigned',
-      );
-    }
-    return payload;
+    throw new SigningError(
+      signers ? `${payload.by} has no keys in force for this run (people.${payload.by}.keys in the inventory when the run started): add your public key there for the next run` : 'this run started before signed answers existed: answer it unsigned',
+    );
   }
   const status = await handle.query(statusQuery);
   const open = status.gates.filter((g) => g.state === 'open').map((g) => g.id);
@@ -81,6 +76,7 @@ export function registerSigningCommands(
       const message: AnswerMessage = word === 'approve' || word === 'reject' ? word : 'resolve';
       const payload: AnswerPayload = { gate: o.gate, by: o.by, ...(message === 'resolve' ? { action: word as AnswerPayload['action'] } : {}), ...(word === 'reject' ? { reason: o.reason } : o.comment ? { comment: o.comment } : {}) };
       // Checked here as the workflow will, so a typo is caught before the signature is pasted anywhere.
+      const { ANSWERS } = await import('../runbook/protocol');
       const problem = ANSWERS[message].schema.safeParse(payload);
       if (!problem.success) throw deps.error(`invalid answer: ${problem.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`, 2);
       const signed = await deps.withClient((client) => withSignature(client.workflow.getHandle(id), client.options.namespace, message, payload, { key: o.key, always: true }));
@@ -94,6 +90,12 @@ export function registerSigningCommands(
     .option('--history <file>', 'audit an exported history (`temporal workflow show --output json`) instead, offline')
     .action(async (id: string | undefined, o: { history?: string }) => {
       if (!id && !o.history) throw deps.error('name a workflow id, or --history FILE', 2);
+      const [{ auditHistory, renderAudit }, { historyFromJSON }, { loadDataConverter }, { dataConverterFromEnv }] = await Promise.all([
+        import('./audit'),
+        import('@temporalio/common/lib/proto-utils'),
+        import('@temporalio/common/lib/internal-non-workflow'),
+        import('../temporal/connection'),
+      ]);
       const report = o.history
         ? await auditHistory(historyFromJSON(JSON.parse(readFileSync(o.history, 'utf8'))), loadDataConverter(dataConverterFromEnv()))
         : await deps.withClient(async (client) => auditHistory(await client.workflow.getHandle(id as string).fetchHistory(), client.options.loadedDataConverter));

@@ -2,11 +2,12 @@
 // the Slack endpoint send them, and the answer payloads are parsed with these schemas on both sides, so an answer
 // typed into the Temporal UI is held to the same rules as one from the CLI or Slack. Only definitions live here
 // (no workflow APIs are called), so it loads in the workflow sandbox and in Node alike.
-import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import { z } from 'zod';
 import { name, person } from '../schemas/common';
-import type { RunSigners } from './signatures/check';
+import { MESSAGES, RESOLVE_ACTIONS, type AnswerMessage } from './messages';
 import { signedAnswerFields } from './signatures/payload';
+
+export { approveSignal, approveUpdate, rejectSignal, rejectUpdate, resolveSignal, resolveUpdate, signersQuery, statusQuery, type AnswerMessage } from './messages';
 
 const comment = z.string().max(2000);
 /** A Slack user group the answering person belongs to, vouched for by the Slack interactivity endpoint. */
@@ -16,7 +17,7 @@ export const approveInput = z.strictObject({ gate: name.optional(), by: person, 
 export const rejectInput = z.strictObject({ gate: name.optional(), by: person, group, reason: comment.min(1, 'say why'), ...signedAnswerFields });
 export const resolveInput = z.strictObject({
   gate: name.optional(),
-  action: z.enum(['retry', 'skip', 'abort']),
+  action: z.enum(RESOLVE_ACTIONS),
   by: person,
   group,
   comment: comment.optional(),
@@ -126,22 +127,11 @@ export interface VoteResult {
   quorum: number;
 }
 
-export const approveUpdate = defineUpdate<VoteResult, [ApproveInput]>('approve');
-export const rejectUpdate = defineUpdate<VoteResult, [RejectInput]>('reject');
-export const resolveUpdate = defineUpdate<VoteResult, [ResolveInput]>('resolve');
-export const approveSignal = defineSignal<[ApproveInput]>('approve');
-export const rejectSignal = defineSignal<[RejectInput]>('reject');
-export const resolveSignal = defineSignal<[ResolveInput]>('resolve');
-export const statusQuery = defineQuery<RunStatus>('status');
-/** The keys in force for the run's gates (null for runs from before signed gates): the CLI signs with one. */
-export const signersQuery = defineQuery<RunSigners | null>('signers');
-
 /** Each answer: its update, the same message as a signal for clients that can only signal, and its payload. */
 export const ANSWERS = {
-  approve: { update: approveUpdate, signal: approveSignal, schema: approveInput },
-  reject: { update: rejectUpdate, signal: rejectSignal, schema: rejectInput },
-  resolve: { update: resolveUpdate, signal: resolveSignal, schema: resolveInput },
+  approve: { ...MESSAGES.approve, schema: approveInput },
+  reject: { ...MESSAGES.reject, schema: rejectInput },
+  resolve: { ...MESSAGES.resolve, schema: resolveInput },
 } as const;
 
-export type AnswerMessage = keyof typeof ANSWERS;
 export type AnswerPayload<M extends AnswerMessage> = z.infer<(typeof ANSWERS)[M]['schema']>;
