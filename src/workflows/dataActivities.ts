@@ -1,9 +1,9 @@
 // Activity options shared by the data workflows (dataSync, backupDatabase, restoreDatabase, pruneBackups,
 // pauseDataSync). Every activity heartbeats, so a worker that dies is noticed within the heartbeat timeout and the
 // step retried elsewhere (and idempotently: keyed backups, a restore into a new database).
-import { proxyActivities } from '@temporalio/workflow';
+import { ActivityCancellationType, proxyActivities } from '@temporalio/workflow';
 import type { Activities } from '../activities';
-import { HEARTBEAT_TIMEOUT, retry } from './activityOptions';
+import { activitiesFor, HEARTBEAT_TIMEOUT, retry, type Retry } from './activityOptions';
 
 /** Plans, leases, schedules, a swap: seconds. */
 export const quick = proxyActivities<Activities>({
@@ -12,9 +12,18 @@ export const quick = proxyActivities<Activities>({
   retry: retry(),
 });
 
+const LONG_RETRY: Retry = { initialInterval: '5s', maximumInterval: '1m' };
+
 /** Dumps, downloads, restores, counts and rclone runs: hours on a large system. */
 export const long = proxyActivities<Activities>({
   startToCloseTimeout: '12h',
   heartbeatTimeout: HEARTBEAT_TIMEOUT,
-  retry: retry({ initialInterval: '5s', maximumInterval: '1m' }),
+  retry: retry(LONG_RETRY),
 });
+
+/**
+ * The long steps that write where their undo cleans up (rclone into the standby's files, pg_restore into the
+ * scratch database): a cancelled run waits until the activity has stopped its tool and said so, so the undo never
+ * runs beside a step that is still writing.
+ */
+export const stoppable = activitiesFor(12 * 3600_000, LONG_RETRY, { cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED });

@@ -6,10 +6,9 @@ import { backupKeyFor } from '../schemas/backupKey';
 import { dataSyncInput, type DataSyncInput } from '../schemas/dataSync';
 import { parseInput } from '../schemas/validate';
 import { backupDatabase, type BackupDatabaseResult } from './backupDatabase';
-import { quick } from './dataActivities';
+import { quick, stoppable } from './dataActivities';
 import { Runbook, SKIPPED } from '../runbook';
 import { restoreDatabase, type RestoreDatabaseResult } from './restoreDatabase';
-import { stoppable } from './stoppable';
 
 /** rclone did not end the sync itself (cancelled, killed, timed out): files it was writing may be cut short. */
 function cutShort(err: unknown): boolean {

@@ -3,8 +3,7 @@ import type { DatabaseEnd } from '../activities/dataSync';
 import { SA_ENVIRONMENT, SA_SERVICE } from '../common/constants';
 import { restoreDatabaseInput, type RestoreDatabaseInput } from '../schemas/backups';
 import { parseInput } from '../schemas/validate';
-import { long, quick } from './dataActivities';
-import { stoppable } from './stoppable';
+import { long, quick, stoppable } from './dataActivities';
 import { describeError, Runbook } from '../runbook';
 
 export interface RestoreDatabaseResult {
