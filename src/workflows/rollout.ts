@@ -48,16 +48,16 @@ export async function switchNode(rb: Runbook, ref: NodeRef, releaseId: string, w
   return health;
 }
 
-/**
- * switchNode, with the way back registered first: whatever ends the run early (a failure, an abort, a rejection,
- * a cancellation) puts the node back on the release it ran before, by the same sequence. Registered once per
- * node, so a retried switch does not undo twice.
- */
 /** The waits of a node step, allowed what the inventory declares (a plan recorded before plans said has none). */
 export function waitsFor(waitMs: number | undefined): Waits {
   return waitMs === undefined ? waiting : activitiesFor(waitMs, {}, { cancellationType: ONE_AT_A_TIME });
 }
 
+/**
+ * switchNode, with the way back registered first: whatever ends the run early (a failure, an abort, a rejection,
+ * a cancellation) puts the node back on the release it ran before, by the same sequence. Registered once per
+ * node, so a retried switch does not undo twice.
+ */
 export function undoableSwitch(rb: Runbook, waitMs?: number): (ref: NodeRef, to: string, previous: string | null) => Promise<HealthResult> {
   const waits = waitsFor(waitMs);
   const registered = new Set<string>();
