@@ -6,6 +6,7 @@ import { removeScratch, stopBenchFleet } from './lib/fleet';
 import { machine } from './lib/machine';
 import { contextLine, renderPart, writeReport, type PartResult } from './lib/report';
 import { cli } from './parts/cli';
+import { cluster } from './parts/cluster';
 import { datasync } from './parts/datasync';
 import { deploy } from './parts/deploy';
 import { fanout } from './parts/fanout';
@@ -14,8 +15,8 @@ import { overhead } from './parts/overhead';
 import { parked } from './parts/parked';
 import type { Part } from './parts/part';
 
-// Parked last: it leaves the most behind (thousands of closed runs, a busy SQLite file) for nothing to inherit.
-const PARTS: Part[] = [fanout, overhead, gate, cli, deploy, datasync, parked];
+// Parked and cluster last: they leave the most behind (thousands of closed runs) for nothing to inherit.
+const PARTS: Part[] = [fanout, overhead, gate, cli, deploy, datasync, parked, cluster];
 
 function usage(): string {
   return [

@@ -13,19 +13,12 @@ if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules
   npm ci --no-audit --no-fund --loglevel=error
 fi
 
-# The Temporal CLI (dev server + Web UI), found as the project finds it: TEMPORAL_CLI_PATH, PATH, $(go env GOPATH)/bin.
-# Without it and without Go, `npm start` falls back to the SDK's own download, which needs the internet.
-temporal_cli() {
-  if [[ -n "${TEMPORAL_CLI_PATH:-}" && -x "$TEMPORAL_CLI_PATH" ]]; then echo "$TEMPORAL_CLI_PATH"; return; fi
-  command -v temporal 2>/dev/null && return
-  command -v go >/dev/null || return 0
-  local gobin; gobin="$(go env GOPATH)/bin/temporal"
-  [[ -x "$gobin" ]] && echo "$gobin"
-  return 0
-}
-if [[ -z "$(temporal_cli)" ]] && command -v go >/dev/null; then
-  say "building the temporal CLI: go install github.com/temporalio/cli/cmd/temporal@v1.5.1 (a few minutes, once)"
-  go install github.com/temporalio/cli/cmd/temporal@v1.5.1
+# The Temporal CLI (dev server + Web UI), found as the project finds it: TEMPORAL_CLI_PATH, PATH, $(go env GOPATH)/bin,
+# else built there once (a few minutes). Without it and without Go, `npm start` falls back to the SDK's own
+# download, which needs the internet.
+source scripts/go-binary.sh
+if command -v go >/dev/null; then
+  go_binary temporal TEMPORAL_CLI_PATH github.com/temporalio/cli/cmd/temporal@v1.5.1 >/dev/null
 fi
 
 # The CLI as JavaScript (bin/opsflow.js runs dist/ when bin/built.js finds it current, else the sources through
@@ -79,3 +72,7 @@ fi
 # The Kubernetes control plane of the k8sDeploy tests, built from the Go module proxy once (tens of minutes),
 # then found in its cache at once.
 bash scripts/k8s-binaries.sh
+
+# The Temporal server, its SQL tool and the Web UI server for the tests on a Temporal cluster (scripts/cluster.sh,
+# OPSFLOW_TEST_TEMPORAL=cluster): built from the Go module proxy once (several minutes), then found at once.
+bash scripts/cluster.sh build >/dev/null

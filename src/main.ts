@@ -4,20 +4,20 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { TASK_QUEUE } from './common/constants';
 import { log } from './common/log';
-import { InventoryError } from './config/inventory';
+import { InvalidInventory, ToolMissing } from './common/errors';
 import { AesGcmCodec } from './codec/aesGcm';
 import { KeyError, keyringFromEnv } from './codec/keys';
 import { startCodecServer, type CodecServer } from './codec/server';
 import { dataConverterFromEnv, targetFromEnv, type TemporalTarget } from './temporal/connection';
 import { startDevServer, type DevServer } from './temporal/devServer';
 import { ensureSearchAttributes } from './temporal/searchAttributes';
-import { inventoryFromEnv } from './workers/inventoryFromEnv';
+import { describeInventory, watchedInventory } from './workers/inventoryFromEnv';
 import { connectWorker, runOpsWorker } from './workers/worker';
 import { Client, Connection } from '@temporalio/client';
 import { startSlackEndpoint } from './slack/serve';
 
 async function main() {
-  const inventory = inventoryFromEnv();
+  const inventory = watchedInventory();
   let target = targetFromEnv();
   let server: DevServer | undefined;
   let codecServer: CodecServer | undefined;
@@ -49,7 +49,7 @@ async function main() {
   const connection = await connectWorker(target);
   const clientConnection = await Connection.connect({ address: target.address, tls: target.tls, apiKey: target.apiKey });
   const slack = await startSlackEndpoint(new Client({ connection: clientConnection, namespace: target.namespace, dataConverter: dataConverterFromEnv() }), inventory);
-  console.log(`\nopsflow is running\n  Temporal:   ${target.address} (namespace ${target.namespace})\n  Web UI:     ${server?.uiUrl ?? '(the cluster\'s own UI)'}\n  task queue: ${taskQueue}\n  payloads:   ${keys ? `encrypted (key ${keys.current.id})${codecServer ? `, codec server ${codecServer.url}` : ''}` : 'plain JSON (set OPSFLOW_CODEC_KEYS to encrypt)'}\n  Slack:      ${slack ? `interactivity at ${slack.url}` : 'not configured (gates answer from the CLI and the UI)'}\n  try:        npx opsflow --help\n`);
+  console.log(`\nopsflow is running\n  Temporal:   ${target.address} (namespace ${target.namespace})\n  Web UI:     ${server?.uiUrl ?? '(the cluster\'s own UI)'}\n  task queue: ${taskQueue}\n  inventory:  ${describeInventory(inventory)}\n  payloads:   ${keys ? `encrypted (key ${keys.current.id})${codecServer ? `, codec server ${codecServer.url}` : ''}` : 'plain JSON (set OPSFLOW_CODEC_KEYS to encrypt)'}\n  Slack:      ${slack ? `interactivity at ${slack.url}` : 'not configured (gates answer from the CLI and the UI)'}\n  try:        ${inventory.file ? 'npx opsflow --help' : `npx opsflow start fleetRun --set environment=local --set target.group=all --set 'command=["uname","-a"]'`}\n`);
   try {
     await runOpsWorker({ connection, namespace: target.namespace, inventory, taskQueue });
   } finally {
@@ -61,8 +61,9 @@ async function main() {
   }
 }
 
-main().catch((err) => {
-  const config = err instanceof InventoryError || err instanceof KeyError;
+// Exits 0 when stopped, drained or not: a step left running (its grace ran out) still holds timers and sockets.
+main().then(() => process.exit(0), (err) => {
+  const config = err instanceof InvalidInventory || err instanceof KeyError || err instanceof ToolMissing;
   console.error(config ? err.message : err);
   process.exit(config ? 2 : 1);
 });

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { describe, it, expect } from 'vitest';
 import { parse } from 'yaml';
 import { DYNAMIC_CONFIG_FILE, dynamicConfigArgs } from '../src/temporal/devServer';
@@ -29,6 +29,8 @@ interface ComposeFile {
 }
 
 const composePath = resolve(__dirname, '..', 'docker-compose.temporal.yml');
+const serverConfigPath = resolve(__dirname, '..', 'config/temporal/opsflow.yaml');
+const clusterScript = readFileSync(resolve(__dirname, '..', 'scripts/cluster.sh'), 'utf8');
 const compose = parse(readFileSync(composePath, 'utf8')) as ComposeFile;
 const services = compose.services;
 
@@ -162,6 +164,35 @@ describe('docker-compose.temporal.yml', () => {
     const env = services['temporal-ui'].environment as Record<string, string>;
     expect(env.TEMPORAL_ADDRESS).toBe('temporal:7233');
     expect(env.TEMPORAL_CODEC_ENDPOINT).toBe('${TEMPORAL_CODEC_ENDPOINT:-}');
+  });
+
+  it('runs the server and UI versions scripts/cluster.sh builds and tests', () => {
+    const version = (name: string) => new RegExp(`^${name}=(\\S+)$`, 'm').exec(clusterScript)?.[1];
+    expect(services.temporal.image).toBe(`temporalio/server:${version('TEMPORAL_SERVER_VERSION')}`);
+    expect(services['temporal-ui'].image).toBe(`temporalio/ui:${version('TEMPORAL_UI_VERSION')}`);
+  });
+
+  it('runs the server on config/temporal/opsflow.yaml, the config scripts/cluster.sh runs it with', () => {
+    const temporal = services.temporal;
+    const script = scriptOf('temporal');
+    const flag = (name: string) => new RegExp(`--${name} (\\S+)`).exec(script)?.[1] ?? '';
+    expect(script).toMatch(/exec temporal-server .* start$/m);
+    const loaded = join(flag('root'), flag('config'), `${flag('env')}.yaml`);
+    const mount = temporal.configs?.find((c) => c.target === loaded);
+    expect(mount, `the server loads ${loaded}, where nothing is mounted`).toBeDefined();
+    expect(resolve(__dirname, '..', compose.configs?.[mount!.source]?.file ?? '')).toBe(serverConfigPath);
+  });
+
+  it('sets every setting the server config reads, as scripts/cluster.sh does', () => {
+    const read = [...readFileSync(serverConfigPath, 'utf8').matchAll(/env "([A-Z_]+)"/g)].map((m) => m[1]);
+    const env = services.temporal.environment as Record<string, string>;
+    expect(read).toEqual(expect.arrayContaining(['POSTGRES_SEEDS', 'POSTGRES_PWD', 'FRONTEND_GRPC_PORT', 'DYNAMIC_CONFIG_FILE_PATH']));
+    for (const name of new Set(read)) {
+      expect(clusterScript, `scripts/cluster.sh: ${name}`).toMatch(new RegExp(`\\b${name}=`));
+      // The log level keeps its default (info) in the container.
+      if (name === 'LOG_LEVEL') continue;
+      expect(name in env || scriptOf('temporal').includes(`export ${name}`), `compose: ${name}`).toBe(true);
+    }
   });
 
   it('runs the server with the same dynamic config file as the dev server', () => {

@@ -11,8 +11,9 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { fleetRun } from '../src/workflows/fleetRun';
 import type { RunStatus } from '../src/runbook/protocol';
 import type { rollingUpgrade } from '../src/workflows/rollingUpgrade';
-import { fleetHome, hostKeyFingerprint, type FleetHost } from './support/fleet';
-import { fleet, readHostFile, recordHistory, spawnWorker, testEnv, unique, waitFor, writeInventory } from './support/harness';
+import { fleetHome } from './support/fleet';
+import { readHostFile, recordHistory, spawnWorker, testEnv, unique, waitFor, writeInventory } from './support/harness';
+import { LOCAL, LOCAL_ENVIRONMENT, SSH } from './support/transports';
 
 const UPGRADE_HOSTS = ['h4', 'h5', 'h6'];
 const logDir = mkdtempSync(path.join(tmpdir(), 'opsflow-upgrade-kill-'));
@@ -23,7 +24,7 @@ const workers: ChildProcess[] = [];
 beforeAll(async () => {
   chmodSync(logDir, 0o777);
   env = await testEnv();
-  inventory = writeInventory();
+  inventory = writeInventory({ environments: LOCAL_ENVIRONMENT });
 });
 afterEach(() => {
   for (const w of workers.splice(0)) if (w.exitCode === null) w.kill('SIGKILL');
@@ -62,8 +63,12 @@ describe('a worker killed with SIGKILL', () => {
     recordHistory(h, 'fleetRun-killed-at-gate');
   });
 
-  // The fleet's hosts share one home and one /var/tmp: each retry must collect its own host's run.
-  it('while the command runs: the retry collects each host\'s own result and no host runs it twice', async () => {
+  // The fleet's hosts share one home and one /var/tmp: each retry must collect its own host's run. A local host's
+  // run guard outlives its worker too (it is not in the worker's process group).
+  it.each([
+    ['SSH', SSH, 'app', ['h4', 'h5', 'h6']],
+    ['a local host', LOCAL, 'all', ['localhost']],
+  ] as const)("while the command runs (%s): the retry collects each host's own result and no host runs it twice", async (_, t, group, hosts) => {
     const queue = unique('kill-run');
     const log = path.join(fleetHome(), `${unique('ran')}.log`);
     const lines = () => readFileSync(log, 'utf8').split('\n').filter(Boolean);
@@ -71,24 +76,17 @@ describe('a worker killed with SIGKILL', () => {
     const h = await env.client.workflow.start<typeof fleetRun>('fleetRun', {
       taskQueue: queue,
       workflowId: unique('kill-run'),
-      args: [{ environment: 'test', target: { group: 'app' }, command: ['sh', '-c', 'echo "$1" >> "$2"; sleep 3; echo "$1"', 'sh', '{node}', log], concurrency: 3 }],
+      args: [{ environment: t.environment, target: { group }, command: ['sh', '-c', 'echo "$1" >> "$2"; sleep 3; echo "$1"', 'sh', '{node}', log], concurrency: 3 }],
     });
-    await waitFor(() => existsSync(log) && lines().length === 3, 'the command to start on every host', 60_000);
+    await waitFor(() => existsSync(log) && lines().length === hosts.length, 'the command to start on every host', 60_000);
     await kill(first);
     worker(queue);
     const result = await h.result();
     expect(result.ok).toBe(true);
-    expect(result.hosts.map((r) => [r.host, r.stdout.trim(), r.resumed])).toEqual([
-      ['h4', 'h4', true],
-      ['h5', 'h5', true],
-      ['h6', 'h6', true],
-    ]);
-    for (const r of result.hosts) {
-      const host = fleet().hosts.find((x) => x.name === r.host) as FleetHost;
-      expect(r.ranOn).toEqual({ hostKey: hostKeyFingerprint(host), bootId: readFileSync(path.join(host.dir, 'boot_id'), 'utf8').trim() });
-    }
-    expect(lines().sort()).toEqual(['h4', 'h5', 'h6']);
-    recordHistory(h, 'fleetRun-killed-mid-command');
+    expect(result.hosts.map((r) => [r.host, r.stdout.trim(), r.resumed])).toEqual(hosts.map((n) => [n, n, true]));
+    for (const r of result.hosts) expect(r.ranOn).toEqual(t.ranOn(r.host));
+    expect(lines().sort()).toEqual([...hosts]);
+    if (t === SSH) recordHistory(h, 'fleetRun-killed-mid-command');
   });
 });
 

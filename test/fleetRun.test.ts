@@ -1,6 +1,7 @@
 // fleetRun against real sshd hosts on loopback and a real Temporal dev server.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { userInfo } from 'node:os';
 import path from 'node:path';
 import { WorkflowFailedError, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
 import { workflowMetadataQuery } from '@temporalio/workflow';
@@ -10,16 +11,9 @@ import type { FleetRunInput } from '../src/schemas/fleetRun';
 import type { fleetRun } from '../src/workflows/fleetRun';
 import type { RunStatus } from '../src/runbook/protocol';
 import { failureOf, fleet, readHostFile, recordHistory, startWorker, testEnv, unique, waitFor, writeInventory } from './support/harness';
-import { fleetHome, FLEET_USER, hostKeyFingerprint, type FleetHost } from './support/fleet';
+import { fleetHome } from './support/fleet';
+import { guardState, LOCAL_ENVIRONMENT, SSH, TRANSPORTS } from './support/transports';
 import { stepKey } from '../src/activities/ssh/remoteRun';
-
-/** Where the run guard keeps its state on the fleet's hosts: its default, as on a real host. */
-const GUARD_STATE = `/var/tmp/opsflow-${FLEET_USER}`;
-/** The identity a fleet host's results must carry: its own host key and its own boot id. */
-const ranOn = (host: string) => {
-  const h = fleet().hosts.find((x) => x.name === host) as FleetHost;
-  return { hostKey: hostKeyFingerprint(h), bootId: readFileSync(path.join(h.dir, 'boot_id'), 'utf8').trim() };
-};
 
 let env: TestWorkflowEnvironment;
 let worker: { stop(): Promise<void> };
@@ -27,7 +21,7 @@ const taskQueue = unique('fleetrun');
 
 beforeAll(async () => {
   env = await testEnv();
-  worker = await startWorker(env, writeInventory({ hosts: { h6: { jump: 'h1' } } }), taskQueue);
+  worker = await startWorker(env, writeInventory({ hosts: { h6: { jump: 'h1' } }, environments: LOCAL_ENVIRONMENT }), taskQueue);
 });
 
 afterAll(async () => {
@@ -72,56 +66,6 @@ describe('fleetRun', () => {
     expect(st.state).toBe('succeeded');
     expect(st.steps.filter((s) => s.host).map((s) => s.host)).toEqual(['h4', 'h5', 'h6']);
     recordHistory(h, 'fleetRun-success');
-  });
-
-  // The fleet's hosts share one home directory, as NFS homes do, and one /var/tmp: the run guard's state of
-  // one host must never pass for another's.
-  it('hosts that share one home each run the command once and report their own result', async () => {
-    const log = path.join(fleetHome(), `${unique('ran')}.log`);
-    const h = await start({ command: ['sh', '-c', 'echo "$1" >> "$2"; echo "$1"', 'sh', '{node}', log] });
-    const result = await h.result();
-    expect(readFileSync(log, 'utf8').split('\n').filter(Boolean).sort()).toEqual(['h1', 'h2', 'h3']);
-    expect(result.hosts.map((r) => [r.host, r.state, r.stdout.trim(), r.resumed])).toEqual([
-      ['h1', 'succeeded', 'h1', false],
-      ['h2', 'succeeded', 'h2', false],
-      ['h3', 'succeeded', 'h3', false],
-    ]);
-    for (const r of result.hosts) expect(r.ranOn).toEqual(ranOn(r.host));
-  });
-
-  it.each([
-    ['made by another host', () => ranOn('h2'), 'another host shares its state directory'],
-    ['made by this host before it restarted', () => ({ ...ranOn('h1'), bootId: '00000000-0000-4000-8000-000000000000' }), 'the host restarted since that attempt'],
-  ])('refuses a recorded run %s, naming both identities, and a retry runs the command on this host', async (_, recorder, cause) => {
-    const log = path.join(fleetHome(), `${unique('ran')}.log`);
-    const h = await start({ target: { hosts: ['h1'] }, command: ['sh', '-c', 'echo "$1" >> "$2"; echo "$1"', 'sh', '{node}', log], approval: {} });
-    await openGate(h, 'approval');
-    // As if another host, or h1 in an earlier boot, had run this step in h1's state directory and recorded a success.
-    const other = recorder();
-    const planted = path.join(GUARD_STATE, 'runs', stepKey(h.workflowId, (await h.describe()).runId, 'run#1', 'h1'));
-    for (const d of [GUARD_STATE, path.dirname(planted), planted]) execFileSync('install', ['-d', '-o', FLEET_USER, '-m', '700', d]);
-    writeFileSync(path.join(planted, 'id'), `${other.hostKey} ${other.bootId}\n`);
-    writeFileSync(path.join(planted, 'rc'), '0\n');
-    writeFileSync(path.join(planted, 'out'), 'borrowed\n');
-    execFileSync('chown', ['-R', FLEET_USER, planted]);
-    await h.executeUpdate('approve', { args: [{ by: 'alice' }] });
-    const gate = await openGate(h, 'failure');
-    expect(gate.evidence).toContain(`made by host key ${other.hostKey} in boot ${other.bootId}, but h1 is host key ${ranOn('h1').hostKey} in boot ${ranOn('h1').bootId}: ${cause}`);
-    expect(existsSync(log)).toBe(false);
-    await h.executeUpdate('resolve', { args: [{ action: 'retry', by: 'alice' }] });
-    const result = await h.result();
-    expect(result.hosts.map((r) => [r.host, r.state, r.stdout.trim(), r.resumed, r.ranOn])).toEqual([['h1', 'succeeded', 'h1', false, ranOn('h1')]]);
-    expect(readFileSync(log, 'utf8')).toBe('h1\n');
-  });
-
-  it('passes every argument literally: no shell on the way', async () => {
-    const marker = unique('pwned');
-    // Braces that are not the host's placeholders stay as written: a shell's ${node}, an unknown {name}.
-    const nasty = ['; rm -rf /', `$(touch /tmp/${marker})`, '`id`', "it's \"quoted\"", '*', '\\n', 'a\nb', '${node}', '{nope}', '{ print }'];
-    const h = await start({ target: { hosts: ['h1'] }, command: ['printf', '%s|', ...nasty] });
-    const result = await h.result();
-    expect(result.hosts[0].stdout).toBe(nasty.map((a) => `${a}|`).join(''));
-    expect(existsSync(`/tmp/${marker}`)).toBe(false);
   });
 
   it('honours sudo, cwd and env, and reaches a host through a jump host', async () => {
@@ -221,6 +165,14 @@ describe('fleetRun', () => {
     recordHistory(h, 'fleetRun-approval');
   });
 
+  it('resolves its targets in a local activity: no activity task of its own in history (docs/performance.md)', async () => {
+    const h = await start({ target: { hosts: ['h1'] } });
+    expect((await h.result()).ok).toBe(true);
+    const events = (await h.fetchHistory()).events ?? [];
+    expect(events.map((e) => e.activityTaskScheduledEventAttributes?.activityType?.name).filter(Boolean)).not.toContain('resolveTargets');
+    expect(events.filter((e) => e.markerRecordedEventAttributes?.markerName === 'core_local_activity')).toHaveLength(1);
+  });
+
   it('signals answer gates too, and a refused signal is recorded with its reason', async () => {
     const h = await start({ approval: { approvers: ['alice'] } });
     await openGate(h, 'approval');
@@ -263,24 +215,6 @@ describe('fleetRun', () => {
     expect(existsSync(`/tmp/${marker} x`)).toBe(false);
   });
 
-  it('kills the remote command when it exceeds its timeout, under sudo too', async () => {
-    const tag = `${Math.floor(Math.random() * 1e6)}.5`;
-    const h = await start({ target: { hosts: ['h1'] }, command: ['sleep', tag], sudo: true, timeout: '1s', failure: { onFailure: 'fail' } });
-    const { message } = await failureOf(h);
-    expect(message).toContain('timed out');
-    await waitFor(() => spawnSync('pgrep', ['-f', `sleep ${tag}`]).status === 1, 'the remote sleep to be killed', 10_000);
-  });
-
-  it('cancelling the run kills the remote command', async () => {
-    const tag = `${Math.floor(Math.random() * 1e6)}.25`;
-    const h = await start({ target: { hosts: ['h2'] }, command: ['sleep', tag] });
-    await waitFor(() => spawnSync('pgrep', ['-f', `sleep ${tag}`]).status === 0, 'the remote sleep to start');
-    await h.cancel();
-    const err = await h.result().then(() => undefined, (e: unknown) => e);
-    expect((err as WorkflowFailedError).cause?.name).toBe('CancelledFailure');
-    await waitFor(() => spawnSync('pgrep', ['-f', `sleep ${tag}`]).status === 1, 'the remote sleep to be killed', 10_000);
-  });
-
   it('escalation widens the approvers after its delay; the UI shows the gate in the current details', async () => {
     const h = await start({ approval: { approvers: ['alice'], remindEvery: '1s', escalateAfter: '2s', escalateTo: ['dave'] } });
     await openGate(h, 'approval');
@@ -303,8 +237,103 @@ describe('fleetRun', () => {
   it('refuses an unknown environment or group with what the inventory has', async () => {
     const { type, message } = await failureOf(await start({ environment: 'prod' }));
     expect(type).toBe('UnknownTarget');
-    expect(message).toBe('unknown environment "prod" (the inventory has: test)');
+    expect(message).toMatch(/^unknown environment "prod" \(the inventory \S+ has: test, local\); the built-in inventory .* `opsflow sandbox up` writes sandbox\/inventory\.yaml/);
     expect((await failureOf(await start({ target: { group: 'db' } }))).message).toContain('unknown group "db" in test (groups: all, web, app)');
+  });
+});
+
+// The run guard and argv quoting, over SSH and over the local connection: one code path serves both, and only how
+// the guarded script reaches the host differs.
+describe.each(TRANSPORTS)('fleetRun over $name', (t) => {
+  const on = (hosts = t.hosts) => ({ environment: t.environment, target: { hosts } });
+  const [host] = t.hosts;
+
+  // The fleet's hosts share one home directory, as NFS homes do, and one /var/tmp: the run guard's state of
+  // one host must never pass for another's.
+  it('each host runs the command once and reports its own result and identity', async () => {
+    const log = path.join(fleetHome(), `${unique('ran')}.log`);
+    const h = await start({ ...on(), command: ['sh', '-c', 'echo "$1" >> "$2"; echo "$1"', 'sh', '{node}', log] });
+    const result = await h.result();
+    expect(readFileSync(log, 'utf8').split('\n').filter(Boolean).sort()).toEqual(t.hosts);
+    expect(result.hosts.map((r) => [r.host, r.state, r.stdout.trim(), r.resumed])).toEqual(t.hosts.map((n) => [n, 'succeeded', n, false]));
+    for (const r of result.hosts) expect(r.ranOn).toEqual(t.ranOn(r.host));
+  });
+
+  it.each([
+    ['made by another host', () => SSH.ranOn('h2'), 'another host shares its state directory'],
+    ['made by this host before it restarted', () => ({ ...t.ranOn(host), bootId: '00000000-0000-4000-8000-000000000000' }), 'the host restarted since that attempt'],
+  ])('refuses a recorded run %s, naming both identities, and a retry runs the command on this host', async (_, recorder, cause) => {
+    const log = path.join(fleetHome(), `${unique('ran')}.log`);
+    const h = await start({ ...on([host]), command: ['sh', '-c', 'echo "$1" >> "$2"; echo "$1"', 'sh', '{node}', log], approval: {} });
+    await openGate(h, 'approval');
+    // As if another host, or this one in an earlier boot, had run this step in its state directory and recorded a success.
+    const other = recorder();
+    const state = guardState(t);
+    const planted = path.join(state, 'runs', stepKey(h.workflowId, (await h.describe()).runId, 'run#1', host));
+    for (const d of [state, path.dirname(planted), planted]) execFileSync('install', ['-d', '-o', t.user, '-m', '700', d]);
+    writeFileSync(path.join(planted, 'id'), `${other.hostKey} ${other.bootId}\n`);
+    writeFileSync(path.join(planted, 'rc'), '0\n');
+    writeFileSync(path.join(planted, 'out'), 'borrowed\n');
+    execFileSync('chown', ['-R', t.user, planted]);
+    await h.executeUpdate('approve', { args: [{ by: 'alice' }] });
+    const gate = await openGate(h, 'failure');
+    const me = t.ranOn(host);
+    expect(gate.evidence).toContain(`made by host key ${other.hostKey} in boot ${other.bootId}, but ${host} is host key ${me.hostKey} in boot ${me.bootId}: ${cause}`);
+    expect(existsSync(log)).toBe(false);
+    await h.executeUpdate('resolve', { args: [{ action: 'retry', by: 'alice' }] });
+    const result = await h.result();
+    expect(result.hosts.map((r) => [r.host, r.state, r.stdout.trim(), r.resumed, r.ranOn])).toEqual([[host, 'succeeded', host, false, me]]);
+    expect(readFileSync(log, 'utf8')).toBe(`${host}\n`);
+  });
+
+  it('passes every argument literally: no shell on the way', async () => {
+    const marker = unique('pwned');
+    // Braces that are not the host's placeholders stay as written: a shell's ${node}, an unknown {name}.
+    const nasty = ['; rm -rf /', `$(touch /tmp/${marker})`, '`id`', "it's \"quoted\"", '*', '\\n', 'a\nb', '${node}', '{nope}', '{ print }'];
+    const h = await start({ ...on([host]), command: ['printf', '%s|', ...nasty] });
+    const result = await h.result();
+    expect(result.hosts[0].stdout).toBe(nasty.map((a) => `${a}|`).join(''));
+    expect(existsSync(`/tmp/${marker}`)).toBe(false);
+  });
+
+  it('kills the command when it exceeds its timeout, under sudo too', async () => {
+    const tag = `${Math.floor(Math.random() * 1e6)}.5`;
+    const h = await start({ ...on([host]), command: ['sleep', tag], sudo: true, timeout: '1s', failure: { onFailure: 'fail' } });
+    const { message } = await failureOf(h);
+    expect(message).toContain('timed out');
+    await waitFor(() => spawnSync('pgrep', ['-f', `sleep ${tag}`]).status === 1, 'the sleep to be killed', 10_000);
+  });
+
+  it('cancelling the run kills the command', async () => {
+    const tag = `${Math.floor(Math.random() * 1e6)}.25`;
+    const h = await start({ ...on([host]), command: ['sleep', tag] });
+    await waitFor(() => spawnSync('pgrep', ['-f', `sleep ${tag}`]).status === 0, 'the sleep to start');
+    await h.cancel();
+    const err = await h.result().then(() => undefined, (e: unknown) => e);
+    expect((err as WorkflowFailedError).cause?.name).toBe('CancelledFailure');
+    await waitFor(() => spawnSync('pgrep', ['-f', `sleep ${tag}`]).status === 1, 'the sleep to be killed', 10_000);
+  });
+});
+
+describe('fleetRun on a local host', () => {
+  // The worker's environment holds Temporal, Slack and codec secrets: a local command gets a login's environment.
+  it("runs as the worker's user, in a login's environment rather than the worker's", async () => {
+    process.env.OPSFLOW_TEST_WORKER_SECRET = 'not-for-commands';
+    try {
+      const h = await start({ environment: 'local', target: { group: 'all' }, command: ['sh', '-c', 'id -un; env'] });
+      const [r] = (await h.result()).hosts;
+      expect(r.host).toBe('localhost');
+      expect(r.stdout.split('\n')[0]).toBe(userInfo().username);
+      expect(r.stdout).toContain(`HOME=${userInfo().homedir}`);
+      expect(r.stdout).not.toContain('not-for-commands');
+    } finally {
+      delete process.env.OPSFLOW_TEST_WORKER_SECRET;
+    }
+  });
+
+  it('a dry run shows the host as the worker itself', async () => {
+    const h = await start({ environment: 'local', target: { group: 'all' }, command: ['uname'], dryRun: true });
+    expect((await h.result()).plan).toEqual([{ host: 'localhost', address: `${userInfo().username}@worker (local)`, command: 'uname' }]);
   });
 });
 

@@ -1,9 +1,11 @@
 // The inventory loader: what a valid file resolves to, and how every kind of mistake is reported.
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, mkdtempSync, renameSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { tmpdir, userInfo } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { InvalidInventory } from '../src/common/errors';
 import { Inventory, InventoryError, UnknownTargetError, loadInventory, parseInventory } from '../src/config/inventory';
+import { chooseInventory, inventoryFromEnv, watchedInventory } from '../src/workers/inventoryFromEnv';
 
 const PINNED = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKuRiamDGWPKK+BXVosD8Vgzub1mrXmPG08kAY6wJ6tk';
 
@@ -180,9 +182,11 @@ describe('unknown targets', () => {
     throw new Error('no UnknownTargetError');
   };
 
-  it('names the environments the inventory has', () => {
-    expect(message(() => inv.resolve('nope', { group: 'all' }))).toBe('unknown environment "nope" (the inventory has: prod, staging)');
-    expect(message(() => Inventory.empty().resolve('prod', { group: 'all' }))).toBe('unknown environment "prod" (the inventory has: none)');
+  // What a newcomer meets first: the message says where environments come from.
+  it('names the environments the inventory has, and where others come from', () => {
+    const advice = 'the built-in inventory (used when there is no inventory file) has the environment `local`, this machine; `opsflow sandbox up` writes sandbox/inventory.yaml';
+    expect(message(() => inv.resolve('nope', { group: 'all' }))).toContain(`unknown environment "nope" (the inventory ${inv.file} has: prod, staging); ${advice}`);
+    expect(message(() => Inventory.builtIn().resolve('staging', { group: 'all' }))).toContain(`unknown environment "staging" (the built-in inventory has: local); ${advice}`);
   });
 
   it('names the groups of the environment, "all" included', () => {
@@ -434,5 +438,109 @@ describe('systems', () => {
     const ps = problems(text).join('\n');
     expect(ps).toContain('a system has exactly two infrastructures (has 1)');
     expect(ps).toContain('production and standby must be different infrastructures');
+  });
+});
+
+describe('local hosts', () => {
+  const local = (hostLines: string[] = []) =>
+    ['knownHosts: known_hosts', 'defaults:', '  user: deploy', '  identityFile: keys/id_ed25519', '  port: 2200', 'environments:', '  here:', '    hosts:', '      me:', '        connection: local', ...hostLines.map((l) => `        ${l}`), ''].join('\n');
+
+  it("is the worker's machine as the worker's user: no address needed, SSH defaults do not apply", () => {
+    const inv = parse(local());
+    expect(inv.resolve('here', { group: 'all' })).toEqual([{ environment: 'here', name: 'me', address: '127.0.0.1', port: 0, user: userInfo().username }]);
+    expect(inv.connection('here', 'me')).toMatchObject({ local: true, jumps: [], bootIdFile: '/proc/sys/kernel/random/boot_id' });
+    expect(inv.connection('here', 'me').identityFile).toBeUndefined();
+    expect(inv.placeholders('here', 'me')).toMatchObject({ node: 'me', address: '127.0.0.1' });
+    expect(parse(local(['address: 10.9.9.9'])).placeholders('here', 'me').address).toBe('10.9.9.9');
+  });
+
+  it('refuses SSH settings on a local host, each at its line, and a local host as a jump host', () => {
+    const text = local(['user: root', 'port: 22', 'jump: me']);
+    const ps = problems(text);
+    expect(ps.find((p) => p.includes('hosts.me.user:'))).toContain(`${at(text, 'user: root')}`);
+    expect(ps.join('\n')).toContain("a local host runs commands on the worker's machine as the worker's user: port is for SSH hosts");
+    expect(ps.join('\n')).toContain('jump is for SSH hosts');
+    const jumping = [...local().split('\n').slice(0, -1), '      far:', '        address: 10.0.0.1', '        jump: me', ''].join('\n');
+    expect(problems(jumping).join('\n')).toContain('"me" is a local host: it cannot be a jump host');
+  });
+
+  it('the built-in inventory is environment "local" with host "localhost", a local host', () => {
+    const inv = Inventory.builtIn();
+    expect(inv.file).toBeUndefined();
+    expect(inv.environments()).toEqual(['local']);
+    expect(inv.connection('local', 'localhost')).toMatchObject({ name: 'localhost', local: true });
+  });
+});
+
+describe('which inventory', () => {
+  let cwd: string;
+  let saved: { cwd: string; env?: string };
+  beforeAll(() => {
+    saved = { cwd: process.cwd(), env: process.env.OPSFLOW_INVENTORY };
+    cwd = mkdtempSync(path.join(tmpdir(), 'opsflow-which-'));
+    process.chdir(cwd);
+    delete process.env.OPSFLOW_INVENTORY;
+  });
+  afterAll(() => {
+    process.chdir(saved.cwd);
+    if (saved.env !== undefined) process.env.OPSFLOW_INVENTORY = saved.env;
+  });
+  const envWith = (name: string) => `environments:\n  ${name}:\n    hosts:\n      box: { connection: local }\n`;
+
+  // In order: --inventory, OPSFLOW_INVENTORY, ./inventory.yaml, sandbox/inventory.yaml, the built-in one.
+  it('takes the first there is, and a worker follows files that appear or change after it started', () => {
+    const watched = watchedInventory();
+    expect(chooseInventory()).toEqual({ why: 'built-in' });
+    expect(watched.environments()).toEqual(['local']);
+    mkdirSync('sandbox');
+    writeFileSync('sandbox/inventory.yaml', envWith('sandbox'));
+    expect(chooseInventory()).toEqual({ file: path.join(cwd, 'sandbox/inventory.yaml'), why: 'sandbox/inventory.yaml' });
+    expect(watched.environments()).toEqual(['sandbox']);
+    expect(watched.file).toBe(path.join(cwd, 'sandbox/inventory.yaml'));
+    // Rewritten in place, as the sandbox does (write, then rename): a new modification time.
+    writeFileSync('sandbox/inventory.yaml.tmp', envWith('sandbox2'));
+    utimesSync('sandbox/inventory.yaml.tmp', new Date(), new Date(Date.now() + 5_000));
+    renameSync('sandbox/inventory.yaml.tmp', 'sandbox/inventory.yaml');
+    expect(watched.environments()).toEqual(['sandbox2']);
+    writeFileSync('inventory.yaml', envWith('mine'));
+    expect(watched.environments()).toEqual(['mine']);
+    writeFileSync('other.yaml', envWith('other'));
+    process.env.OPSFLOW_INVENTORY = 'other.yaml';
+    try {
+      expect(chooseInventory().why).toBe('OPSFLOW_INVENTORY');
+      expect(watched.environments()).toEqual(['other']);
+      expect(chooseInventory('inventory.yaml')).toEqual({ file: path.join(cwd, 'inventory.yaml'), why: '--inventory' });
+    } finally {
+      delete process.env.OPSFLOW_INVENTORY;
+    }
+    // `opsflow sandbox down` removes its file: back to the built-in inventory.
+    rmSync('inventory.yaml');
+    rmSync('sandbox/inventory.yaml');
+    expect(watched.environments()).toEqual(['local']);
+  });
+
+  it('a file that became invalid fails the steps that read it, naming its problems, until it is fixed', () => {
+    writeFileSync('inventory.yaml', envWith('mine'));
+    const watched = watchedInventory();
+    expect(watched.environments()).toEqual(['mine']);
+    writeFileSync('inventory.yaml', `${envWith('mine')}bogus: 1\n`);
+    utimesSync('inventory.yaml', new Date(), new Date(Date.now() + 10_000));
+    expect(() => watched.environments()).toThrow(InventoryError);
+    expect(() => watched.environments()).toThrow('Unrecognized key: "bogus"');
+    writeFileSync('inventory.yaml', envWith('fixed'));
+    utimesSync('inventory.yaml', new Date(), new Date(Date.now() + 20_000));
+    expect(watched.environments()).toEqual(['fixed']);
+  });
+
+  it('an inventory file that was named but is not there says what to do', () => {
+    process.env.OPSFLOW_INVENTORY = 'nope.yaml';
+    try {
+      expect(() => inventoryFromEnv()).toThrow(InvalidInventory);
+      expect(() => inventoryFromEnv()).toThrow(
+        `no inventory file at ${path.join(cwd, 'nope.yaml')} (named by OPSFLOW_INVENTORY): fix the path, or leave OPSFLOW_INVENTORY out to use ./inventory.yaml, then sandbox/inventory.yaml (\`opsflow sandbox up\` writes it), then the built-in inventory`,
+      );
+    } finally {
+      delete process.env.OPSFLOW_INVENTORY;
+    }
   });
 });

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadInventory } from '../src/config/inventory';
+import { sandboxExamples } from '../src/sandbox/inputs';
 import { WORKFLOWS } from '../src/schemas/index';
 
 const root = path.join(__dirname, '..');
@@ -58,6 +59,17 @@ describe('README and docs/', () => {
       expect(entry.input.safeParse(entry.example).success).toBe(true);
     });
   }
+
+  it('ships the inputs `opsflow sandbox up` writes, each valid for its workflow', () => {
+    const dir = path.join(root, 'examples/sandbox');
+    const files = readdirSync(dir).filter((f) => f.endsWith('.json'));
+    expect(Object.fromEntries(files.map((f) => [f, JSON.parse(readFileSync(path.join(dir, f), 'utf8'))]))).toEqual(sandboxExamples());
+    for (const file of files) {
+      const workflow = file.split('.')[0];
+      const parsed = WORKFLOWS[workflow as keyof typeof WORKFLOWS]?.input.safeParse(JSON.parse(readFileSync(path.join(dir, file), 'utf8')));
+      expect(parsed?.success, `examples/sandbox/${file}: ${parsed?.error?.message ?? `unknown workflow ${workflow}`}`).toBe(true);
+    }
+  });
 
   it('marks only examples of workflows that exist', () => {
     expect(marked('example').map((e) => e.name).filter((name) => !(name in WORKFLOWS))).toEqual([]);

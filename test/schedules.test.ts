@@ -154,6 +154,8 @@ describe('nightly schedules', () => {
     const failure = await failureOf(h);
     expect(failure.type).toBe('ScheduleNotFound');
     expect(failure.message).toContain(`no schedule "opsflow:${SYSTEM}:database"`);
+    // What a newcomer whose schedules were never created must do next (hotStandbyRelease pauses them the same way).
+    expect(failure.message).toContain("a system's schedules exist once `opsflow schedule apply` has created them");
     expect((await env.client.schedule.getHandle(FILES).describe()).state.paused).toBe(false);
   });
 

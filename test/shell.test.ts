@@ -6,8 +6,10 @@ import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { commandLine, programArgv } from '../src/common/command';
 import { quote, quoteArgv } from '../src/common/shell';
+import { localShell } from '../src/activities/hostShell';
 
-const SHELLS = ['/bin/sh', 'bash'];
+/** Shells a quoted line meets: sh and bash as login shells on SSH hosts, and a local host's (src/activities/hostShell.ts). */
+const SHELLS = ['/bin/sh', 'bash', 'a local host'];
 
 const NASTY = [
   '; rm -rf /',
@@ -59,28 +61,32 @@ beforeAll(() => {
 });
 
 /** Runs `line` with `shell -c` in the test directory; stdout, stderr and the exit status. */
-function run(shell: string, line: string): { stdout: string; stderr: string; status: number | null } {
+async function run(shell: string, line: string): Promise<{ stdout: string; stderr: string; status: number | null }> {
+  if (shell === 'a local host') {
+    const r = await localShell().run(`cd ${quote(cwd)} && ${line}`);
+    return { stdout: r.stdout.toString('utf8'), stderr: r.stderr.toString('utf8'), status: r.code };
+  }
   const r = spawnSync(shell, ['-c', line], { cwd, encoding: 'utf8', env: { PATH: process.env.PATH, HOME: '/nonexistent-home' } });
   return { stdout: r.stdout, stderr: r.stderr, status: r.status };
 }
 
 const printed = (args: string[]) => args.map((a) => `${a}\n`).join('');
 
-describe.each(SHELLS)('%s -c', (shell) => {
-  it.each(NASTY.map((a) => [JSON.stringify(a), a]))('passes %s through quote() literally', (_, arg) => {
-    const r = run(shell, `printf '%s\\n' ${quote(arg)}`);
+describe.each(SHELLS)('%s', (shell) => {
+  it.each(NASTY.map((a) => [JSON.stringify(a), a]))('passes %s through quote() literally', async (_, arg) => {
+    const r = await run(shell, `printf '%s\\n' ${quote(arg)}`);
     expect(r).toEqual({ stdout: printed([arg]), stderr: '', status: 0 });
   });
 
-  it('passes every argument of quoteArgv() as exactly one argument, in order', () => {
+  it('passes every argument of quoteArgv() as exactly one argument, in order', async () => {
     const before = readdirSync(cwd);
-    const r = run(shell, quoteArgv(['printf', '%s\\n', ...NASTY]));
+    const r = await run(shell, quoteArgv(['printf', '%s\\n', ...NASTY]));
     expect(r).toEqual({ stdout: printed(NASTY), stderr: '', status: 0 });
     // Nothing ran, nothing was redirected: the directory holds what it held.
     expect(readdirSync(cwd)).toEqual(before);
   });
 
-  it('runs commandLine() with its env and cwd, and each argument literal', () => {
+  it('runs commandLine() with its env and cwd, and each argument literal', async () => {
     const weird = path.join(cwd, "dir with 'quotes' $(id) and\nnewline");
     mkdirSync(weird, { recursive: true });
     const line = commandLine({
@@ -88,12 +94,12 @@ describe.each(SHELLS)('%s -c', (shell) => {
       cwd: weird,
       env: { GREETING: "hello; world $(id) 'q'" },
     });
-    const r = run(shell, line);
+    const r = await run(shell, line);
     expect(r).toEqual({ stdout: printed([weird, "hello; world $(id) 'q'", ...NASTY]), stderr: '', status: 0 });
   });
 
-  it('runs a program whose name looks like an assignment as that program, not as an assignment', () => {
-    const r = run(shell, commandLine({ argv: ['FOO=bar', 'printf', 'injected'] }));
+  it('runs a program whose name looks like an assignment as that program, not as an assignment', async () => {
+    const r = await run(shell, commandLine({ argv: ['FOO=bar', 'printf', 'injected'] }));
     expect(r.stdout).toBe('');
     expect(r.status).toBe(127);
   });

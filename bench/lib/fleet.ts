@@ -6,8 +6,9 @@ import path from 'node:path';
 import { stringify } from 'yaml';
 import { startFleet, stopFleet, type Fleet, type FleetHost } from '../../test/support/fleet';
 
-export const BENCH_FLEET_DIR = '/tmp/opsflow-bench-fleet';
-export const BENCH_FLEET_PORT = 2200;
+// OPSFLOW_BENCH_FLEET_DIR / _PORT: a fleet of its own for a bench run beside another one.
+export const BENCH_FLEET_DIR = process.env.OPSFLOW_BENCH_FLEET_DIR ?? '/tmp/opsflow-bench-fleet';
+export const BENCH_FLEET_PORT = Number(process.env.OPSFLOW_BENCH_FLEET_PORT ?? 2200);
 /** The largest fan-out; every part uses hosts of this one fleet so none restarts it with another size. */
 export const BENCH_FLEET_SIZE = 200;
 export const ENVIRONMENT = 'bench';

@@ -15,17 +15,28 @@ export interface BenchTemporal {
   stop(): Promise<void>;
 }
 
-export async function startTemporal(opts: DevServerOptions = {}): Promise<BenchTemporal> {
-  const server = await startDevServer(opts);
-  const connection = await Connection.connect({ address: server.address });
-  const native = await NativeConnection.connect({ address: server.address });
+/** Connections to a Temporal server that runs anyway (a cluster); stop() closes them and leaves it running. */
+export async function connectTemporal(address: string): Promise<BenchTemporal> {
+  const connection = await Connection.connect({ address });
+  const native = await NativeConnection.connect({ address });
   return {
-    address: server.address,
+    address,
     client: new Client({ connection, namespace: 'default' }),
     native,
     async stop() {
       await native.close();
       await connection.close();
+    },
+  };
+}
+
+export async function startTemporal(opts: DevServerOptions = {}): Promise<BenchTemporal> {
+  const server = await startDevServer(opts);
+  const t = await connectTemporal(server.address);
+  return {
+    ...t,
+    async stop() {
+      await t.stop();
       await server.stop();
     },
   };

@@ -9,6 +9,8 @@ export interface MemoryReport {
   type: 'memory';
   rssMiB: number;
   heapUsedMiB: number;
+  externalMiB: number;
+  arrayBuffersMiB: number;
 }
 
 async function main() {
@@ -19,7 +21,8 @@ async function main() {
   process.on('message', (m: { type?: string }) => {
     if (m?.type !== 'memory') return;
     const mem = process.memoryUsage();
-    const report: MemoryReport = { type: 'memory', rssMiB: mem.rss / 2 ** 20, heapUsedMiB: mem.heapUsed / 2 ** 20 };
+    const MiB = 2 ** 20;
+    const report: MemoryReport = { type: 'memory', rssMiB: mem.rss / MiB, heapUsedMiB: mem.heapUsed / MiB, externalMiB: mem.external / MiB, arrayBuffersMiB: mem.arrayBuffers / MiB };
     process.send?.(report);
   });
   // The parent going away must not leave a worker polling behind.

@@ -31,11 +31,10 @@ function once<T>(child: ChildProcess, type: string, timeoutMs: number): Promise<
 }
 
 /** `maxCachedWorkflows` absent: the worker's own default (OPSFLOW_WORKER_CACHE or DEFAULT_MAX_CACHED_WORKFLOWS). */
-export async function startChildWorker(address: string, inventoryFile: string, maxCachedWorkflows?: number): Promise<ChildWorker> {
+export async function startChildWorker(address: string, inventoryFile: string, maxCachedWorkflows?: number, taskQueue = uniqueId('parked')): Promise<ChildWorker> {
   // The bundle is built once by this process; the child loads it instead of bundling again.
   const bundle = path.join(scratchDir('bundle'), 'workflows.js');
   writeFileSync(bundle, (await workflowBundle(OPSFLOW_WORKFLOWS)).code);
-  const taskQueue = uniqueId('parked');
   const child = fork(path.join(__dirname, 'childWorker.ts'), [address, inventoryFile, taskQueue, bundle, ...(maxCachedWorkflows === undefined ? [] : [String(maxCachedWorkflows)])], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const ready = await once<{ maxCachedWorkflows: number }>(child, 'ready', 60_000);
   return {

@@ -3,7 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import { Context } from '@temporalio/activity';
 import net from 'node:net';
-import type { Client } from 'ssh2';
+import type { HostShell } from './hostShell';
 import { programArgv } from '../common/command';
 import { expand } from '../config/services';
 import type { ServiceCheck } from '../schemas/rollingUpgrade';
@@ -89,8 +89,8 @@ function tcpCheck(host: string, port: number): Promise<CheckResult> {
   });
 }
 
-/** Runs one check against a host. `onHost` opens an SSH session there for command checks. */
-export async function runCheck(c: ServiceCheck, node: { name: string; address: string }, onHost: <T>(fn: (client: Client) => Promise<T>) => Promise<T>): Promise<CheckResult> {
+/** Runs one check against a host. `onHost` opens a shell there (SSH, or the worker's own for a local host) for command checks. */
+export async function runCheck(c: ServiceCheck, node: { name: string; address: string }, onHost: <T>(fn: (shell: HostShell) => Promise<T>) => Promise<T>): Promise<CheckResult> {
   const vars = { node: node.name, address: node.address };
   try {
     switch (c.kind) {
@@ -105,7 +105,7 @@ export async function runCheck(c: ServiceCheck, node: { name: string; address: s
         return await tcpCheck(expand(c.host ?? node.address, vars), c.port);
       case 'command': {
         const argv = programArgv({ argv: c.command.map((a) => expand(a, vars)), sudo: c.sudo });
-        const res = await onHost((client) => runPlain(client, argv, 60_000));
+        const res = await onHost((shell) => runPlain(shell, argv, 60_000));
         return { check: `command ${c.command.join(' ')}`, ok: res.code === 0, detail: res.code === 0 ? 'exit 0' : `exit ${res.code}: ${(res.stderr || res.stdout).trim().slice(-300)}` };
       }
       case 'memcached':

@@ -61,7 +61,7 @@ export function createFleetActivities(deps: { inventory: Inventory; ssh: SshPool
     const guard = { host: host.name, key: stepKey(run.workflowId, run.runId, input.step, host.name), bootIdFile: conn.bootIdFile, timeoutMs: input.timeoutMs, capBytes: input.capBytes, signal };
     for (let attempt = 1; ; attempt++) {
       try {
-        const outcome = await ssh.with(conn, (client) => runGuarded(client, command, guard));
+        const outcome = await ssh.shell(conn, (shell) => runGuarded(shell, command, guard));
         const ok = outcome.exitCode === 0 && !outcome.timedOut;
         return {
           ...base,

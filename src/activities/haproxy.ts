@@ -32,8 +32,8 @@ function localCommand(socket: string, command: string): Promise<string> {
 
 export async function haproxyCommand(ssh: SshPool, at: HaproxyEndpoint, command: string): Promise<string> {
   if (!at.via) return localCommand(at.socket, command);
-  const res = await ssh.with(at.via, (client) =>
-    runPlain(client, ['sh', '-c', 'printf "%s\\n" "$1" | socat -t 5 - UNIX-CONNECT:"$2"', 'opsflow', command, at.socket], 15_000),
+  const res = await ssh.shell(at.via, (shell) =>
+    runPlain(shell, ['sh', '-c', 'printf "%s\\n" "$1" | socat -t 5 - UNIX-CONNECT:"$2"', 'opsflow', command, at.socket], 15_000),
   );
   if (res.code !== 0) throw new Error(`HAProxy socket ${at.socket} on ${at.via.name}: ${res.stderr.trim() || `exit ${res.code}`}`);
   return res.stdout;

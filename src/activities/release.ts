@@ -57,7 +57,7 @@ export interface HealthResult {
 }
 
 // $1 root, $2 id, $3 kind (git|tarball), $4 source, $5 ref, then the build argv (may be empty).
-const INSTALL = `root=$1 id=$2 kind=$3 src=$4 ref=$5; shift 5
+export const INSTALL = `root=$1 id=$2 kind=$3 src=$4 ref=$5; shift 5
 d="$root/$id"
 if [ -e "$d/.opsflow-release" ]; then echo reused; exit 0; fi
 if [ -e "$d" ]; then echo "$d exists but is not a complete opsflow release: move it away" >&2; exit 3; fi
@@ -75,7 +75,7 @@ if [ $# -gt 0 ]; then (cd "$t" && "$@") || { echo "build failed" >&2; exit 5; };
 echo "$id" >"$t/.opsflow-release" && chmod 755 "$t" && mv -T "$t" "$d" && done=1 && echo installed`;
 
 // $1 live symlink, $2 target release directory.
-const SWITCH = `live=$1 target=$2
+export const SWITCH = `live=$1 target=$2
 cur=$(readlink -- "$live" 2>/dev/null) || cur=
 if [ "$cur" = "$target" ]; then echo "unchanged $cur"; exit 0; fi
 [ -e "$target/.opsflow-release" ] || { echo "$target is not an installed release" >&2; exit 3; }
@@ -91,7 +91,7 @@ export function createReleaseActivities(deps: { inventory: Inventory; ssh: SshPo
 
   async function sh(ref: NodeRef, argv: string[], timeoutMs = 120_000): Promise<PlainResult> {
     const { conn } = nodeOf(ref);
-    return ssh.with(conn, (client) => runPlain(client, argv, timeoutMs));
+    return ssh.shell(conn, (shell) => runPlain(shell, argv, timeoutMs));
   }
 
   function haproxyOf(ref: NodeRef): { at: HaproxyEndpoint; backend: string; server: string; drainMs: number } | undefined {

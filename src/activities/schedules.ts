@@ -2,7 +2,7 @@
 // infrastructures, and `opsflow schedule pause` does the same from a terminal.
 import { ScheduleNotFoundError, type Client } from '@temporalio/client';
 import { heartbeatEvery } from './tool';
-import { ScheduleNotFound } from '../common/errors';
+import { schedulesNotFound } from '../common/errors';
 
 export interface PauseOutcome {
   id: string;
@@ -26,7 +26,7 @@ export async function setSchedulesPaused(client: Client, ids: string[], paused: 
     }
   }
   if (unknown.length) {
-    throw new ScheduleNotFound(`no schedule ${unknown.map((id) => `"${id}"`).join(', ')} (create them with \`opsflow schedule apply\`); nothing was ${paused ? 'paused' : 'resumed'}`);
+    throw schedulesNotFound(unknown, paused);
   }
   for (const s of found) {
     if (s.wasPaused === paused) continue;

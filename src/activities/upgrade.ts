@@ -3,7 +3,7 @@
 import { Context } from '@temporalio/activity';
 import type { Duration } from '@temporalio/common';
 import { msToNumber } from '@temporalio/common/lib/time';
-import type { Client } from 'ssh2';
+import type { HostShell } from './hostShell';
 import { programArgv } from '../common/command';
 import type { Inventory, ResolvedHost } from '../config/inventory';
 import type { ServiceCheck } from '../schemas/rollingUpgrade';
@@ -11,7 +11,7 @@ import { pollChecks, runCheck, type CheckResult } from './checks';
 import type { SshPool } from './ssh/pool';
 import { runPlain } from './ssh/remoteRun';
 import { fillKnown } from '../config/services';
-import { HostDidNotReturn } from '../common/errors';
+import { HostDidNotReturn, Misconfigured } from '../common/errors';
 
 export interface HostRef {
   environment: string;
@@ -28,11 +28,11 @@ const sleep = (ms: number) => Context.current().sleep(ms);
 
 export function createUpgradeActivities(deps: { inventory: Inventory; ssh: SshPool }) {
   const { inventory, ssh } = deps;
-  const onHost = (ref: HostRef) => <T>(fn: (client: Client) => Promise<T>) => ssh.with(inventory.connection(ref.environment, ref.host), fn);
+  const onHost = (ref: HostRef) => <T>(fn: (shell: HostShell) => Promise<T>) => ssh.shell(inventory.connection(ref.environment, ref.host), fn);
   // The operator's commands (reboot, boot id) may name the host's {placeholders}, as fleet commands do.
   const sh = (ref: HostRef, argv: string[], timeoutMs = 60_000) => {
     const vars = inventory.placeholders(ref.environment, ref.host);
-    return ssh.with(inventory.connection(ref.environment, ref.host), (client) => runPlain(client, argv.map((a) => fillKnown(a, vars)), timeoutMs));
+    return ssh.shell(inventory.connection(ref.environment, ref.host), (shell) => runPlain(shell, argv.map((a) => fillKnown(a, vars)), timeoutMs));
   };
 
   async function bootId(ref: HostRef, command: string[]): Promise<string> {
@@ -72,6 +72,8 @@ export function createUpgradeActivities(deps: { inventory: Inventory; ssh: SshPo
 
     /** Asks the host to reboot. Its connection going away is the expected answer, not an error. */
     async requestReboot(input: HostRef & { command: string[]; sudo: boolean }): Promise<void> {
+      // The worker would reboot under its own run, which could then never see the host come back.
+      if (inventory.connection(input.environment, input.host).local) throw new Misconfigured(`${input.host} is a local host (the worker's own machine): rollingUpgrade cannot reboot it; leave reboot out`);
       await sh(input, programArgv({ argv: input.command, sudo: input.sudo }), 30_000).catch(() => undefined);
     },
 

@@ -7,6 +7,7 @@ import { MESSAGES, RESOLVE_ACTIONS } from '../runbook/messages';
 import type { ApproveInput, RejectInput, ResolveInput } from '../runbook/protocol';
 import { CliError } from './cliError';
 import type { ListFilter } from './runs';
+import { registerSandboxCommands } from './sandbox';
 import { registerScheduleCommands } from './scheduleCommands';
 import { registerSigningCommands } from './sign';
 
@@ -23,11 +24,19 @@ const positiveInt = (v: string) => {
 };
 
 export function buildCli(): Command {
+  const servers = new Set<Command>();
+  const longRunning = (cmd: Command) => (servers.add(cmd), cmd);
   const program = new Command('opsflow')
     .description('production operations as durable Temporal workflows')
     .showHelpAfterError()
     // Before any subcommand is added, so they inherit it: usage errors exit 2, not via process.exit(1).
     .exitOverride()
+    .option('-v, --verbose', 'log what the command does (to standard error); without it a command prints only its answer')
+    // Logs belong to the worker: set before an action's lazy imports load the logger, which reads it once.
+    // Long-running servers (slack serve, codec-server) log like the worker does.
+    .hook('preAction', (cmd, action) => {
+      process.env.OPSFLOW_LOG_LEVEL = cmd.opts<{ verbose?: boolean }>().verbose ? 'debug' : servers.has(action) ? 'info' : 'silent';
+    })
     .addHelpText('after', '\nConnection: TEMPORAL_ADDRESS (default 127.0.0.1:7233), TEMPORAL_NAMESPACE, TEMPORAL_TLS_*, TEMPORAL_API_KEY.\nIdentity for gates: --by, else OPSFLOW_USER, else your login name.');
 
   const inputOptions = (cmd: Command) =>
@@ -103,7 +112,7 @@ export function buildCli(): Command {
   program
     .command('roles <system>')
     .description("which infrastructure is production and which the hot standby, their releases, and any change embargo")
-    .option('--inventory <file>', 'inventory declaring the system (default: $OPSFLOW_INVENTORY or ./inventory.yaml)')
+    .option('--inventory <file>', 'inventory declaring the system (default: $OPSFLOW_INVENTORY, ./inventory.yaml, sandbox/inventory.yaml)')
     .option('--json', 'print the registry as JSON')
     .action(async (system: string, o: { inventory?: string; json?: boolean }) =>
       withClient(async (client) => {
@@ -137,12 +146,9 @@ export function buildCli(): Command {
       for (const [name, entry] of Object.entries(WORKFLOWS)) console.log(`${name.padEnd(20)} ${entry.description}`);
     });
 
-  program
-    .command('slack')
-    .description('Slack integration')
-    .command('serve')
+  longRunning(program.command('slack').description('Slack integration').command('serve'))
     .description('serve the Slack interactivity endpoint (SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET; OPSFLOW_SLACK_HOST/PORT)')
-    .option('--inventory <file>', 'inventory with the people section (default: $OPSFLOW_INVENTORY or ./inventory.yaml)')
+    .option('--inventory <file>', 'inventory with the people section (default: $OPSFLOW_INVENTORY, ./inventory.yaml, sandbox/inventory.yaml)')
     .action(async (o: { inventory?: string }) => {
       const [{ connect }, { startSlackEndpoint }, { inventoryFromEnv }] = await Promise.all([import('./client'), import('../slack/serve'), import('../workers/inventoryFromEnv')]);
       const { client, connection } = await connect();
@@ -157,8 +163,7 @@ export function buildCli(): Command {
       await connection.close();
     });
 
-  program
-    .command('codec-server')
+  longRunning(program.command('codec-server'))
     .description('decode encrypted payloads for the Temporal Web UI and `temporal --codec-endpoint` (keys: OPSFLOW_CODEC_KEYS or OPSFLOW_CODEC_KEY_FILE)')
     .option('--host <address>', 'address to bind', '127.0.0.1')
     .option('-p, --port <port>', 'port', positiveInt, 8234)
@@ -177,6 +182,7 @@ export function buildCli(): Command {
 
   registerScheduleCommands(program, { withClient, inventory: async (file) => (await import('../workers/inventoryFromEnv')).inventoryFromEnv(file), error: (message: string, exitCode?: number) => new CliError(message, exitCode) });
   registerSigningCommands(program, { withClient, me, error: (message: string, exitCode?: number) => new CliError(message, exitCode) });
+  registerSandboxCommands(program);
 
   return program;
 }

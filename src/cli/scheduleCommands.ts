@@ -36,7 +36,7 @@ export function registerScheduleCommands(program: Command, deps: ScheduleCliDeps
     .command('apply')
     .description("create or update the schedules the inventory declares (systems.*.schedules), delete those it no longer does")
     .option('--system <name>', 'only this system')
-    .option('--inventory <file>', 'inventory (default: $OPSFLOW_INVENTORY or ./inventory.yaml)')
+    .option('--inventory <file>', 'inventory (default: $OPSFLOW_INVENTORY, ./inventory.yaml, sandbox/inventory.yaml)')
     .action(async (o: { system?: string; inventory?: string }) => {
       const [inventory, { applySchedules, desiredSchedules }] = await Promise.all([deps.inventory(o.inventory), import('./schedule')]);
       try {

@@ -56,6 +56,8 @@ function declare(type: string, retryable: boolean, opts: { fatal?: boolean; base
 // Input and inventory: nothing was changed, nothing will change on retry.
 export const InvalidInput = declare('InvalidInput', false, { fatal: true });
 export const UnknownTarget = declare('UnknownTarget', false, { fatal: true });
+/** The inventory file is missing or invalid: a worker reading it fails the step until the file is fixed. */
+export const InvalidInventory = declare('InvalidInventory', false);
 export const Misconfigured = declare('Misconfigured', false);
 export const ToolConfigError = declare('ToolConfigError', false);
 export const ToolMissing = declare('ToolMissing', false);
@@ -125,6 +127,49 @@ export const PgUnavailable = declare('PgUnavailable', true);
 export const RcloneFailed = declare('RcloneFailed', false);
 /** rclone was interrupted or failed with a code a retry can clear. */
 export const RcloneInterrupted = declare('RcloneInterrupted', true);
+
+// What a newcomer meets first: each message says what to do next. Built here, once, so that a call site throws
+// the catalogue's error with the catalogue's advice instead of phrasing its own.
+
+/** Where an environment can come from when the one asked for is not there. */
+const ENVIRONMENT_ADVICE =
+  'the built-in inventory (used when there is no inventory file) has the environment `local`, this machine; ' +
+  '`opsflow sandbox up` writes sandbox/inventory.yaml with the environment `sandbox`; or write ./inventory.yaml (docs/inventory.md)';
+
+/** An environment the inventory does not declare. `file` is undefined for the built-in inventory. */
+export function unknownEnvironment(environment: string, known: string[], file: string | undefined): OpsError {
+  const has = `${file ? `the inventory ${file}` : 'the built-in inventory'} has: ${known.length ? known.join(', ') : 'none'}`;
+  return new UnknownTarget(`unknown environment "${environment}" (${has}); ${ENVIRONMENT_ADVICE}`);
+}
+
+/** An inventory file that was named (--inventory, OPSFLOW_INVENTORY) but is not there. */
+export function inventoryFileMissing(file: string, namedBy: string): OpsError {
+  return new InvalidInventory(
+    `no inventory file at ${file} (named by ${namedBy}): fix the path, or leave ${namedBy} out to use ./inventory.yaml, then sandbox/inventory.yaml ` +
+      '(`opsflow sandbox up` writes it), then the built-in inventory (the environment `local`, this machine)',
+  );
+}
+
+/** Schedules a run needs that were never created. */
+export function schedulesNotFound(ids: string[], paused: boolean): OpsError {
+  return new ScheduleNotFound(
+    `no schedule ${ids.map((id) => `"${id}"`).join(', ')}: a system's schedules exist once \`opsflow schedule apply\` has created them ` +
+      `(run it after adding or changing a system in the inventory, or name the run's schedules in its input); nothing was ${paused ? 'paused' : 'resumed'}`,
+  );
+}
+
+/**
+ * No `temporal` CLI anywhere and no Go to build one, and the SDK could not download the dev server either (it needs
+ * the internet). `module` is what `go install` would build.
+ */
+export function temporalCliMissing(module: string, cause: string): OpsError {
+  return new ToolMissing(
+    'no `temporal` CLI (looked in TEMPORAL_CLI_PATH, PATH and $(go env GOPATH)/bin), no Go to build it, and the download of the dev server failed ' +
+      `(${cause}). Install one of them and run npm start again: the Temporal CLI (https://docs.temporal.io/cli#install), on PATH or in TEMPORAL_CLI_PATH; ` +
+      `or Go (\`sudo apt-get install golang-go\`, or https://go.dev/dl), and npm start builds the CLI once with \`go install ${module}\`. ` +
+      'Or run a Temporal server elsewhere and set TEMPORAL_ADDRESS.',
+  );
+}
 
 /** Every declared failure type. */
 export const ERROR_KINDS: readonly ErrorKind[] = kinds;

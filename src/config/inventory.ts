@@ -1,7 +1,8 @@
-// The inventory: which hosts exist, how to reach them, and which keys they must present. The worker loads it
-// once at start; a bad file stops the worker with the path and line of every error.
+// The inventory: which hosts exist, how to reach them, and which keys they must present. A bad file stops the
+// worker at start with the path and line of every error; which file, and its rereading while the worker runs,
+// are src/workers/inventoryFromEnv.ts's.
 import { existsSync, readFileSync } from 'node:fs';
-import { homedir } from 'node:os';
+import { homedir, userInfo } from 'node:os';
 import path from 'node:path';
 import { LineCounter, parseDocument, isMap, isNode, isScalar } from 'yaml';
 import { z } from 'zod';
@@ -13,7 +14,7 @@ import { applicationSchema, checkApplications, type ApplicationConfig } from './
 import { kubernetesSchema, type KubernetesConfig } from './kubernetes';
 import { nodeService, serviceSchema, type NodeService, type ServiceConfig } from './services';
 import { awsAccountSchema, checkSystems, databaseSchema, systemSchema, type AwsAccount, type DatabaseConfig, type SystemConfig } from './systems';
-import { UnknownTarget } from '../common/errors';
+import { InvalidInventory, type OpsError, UnknownTarget, unknownEnvironment } from '../common/errors';
 
 const hostKey = z
   .string()
@@ -47,7 +48,14 @@ const connection = {
   jump: name.optional(),
 };
 
-const hostSchema = z.strictObject({
+/** SSH, or `local`: the worker's own machine, as the worker's user (no SSH settings apply). */
+const connectionKind = z.enum(['ssh', 'local']).default('ssh');
+
+/** The address a local host's services and checks use as {address}, unless it names one. */
+const LOCAL_ADDRESS = '127.0.0.1';
+
+const hostFields = z.strictObject({
+  connection: connectionKind,
   address: z.string().min(1),
   ...connection,
   /** Pinned host keys; used instead of the known_hosts file for this host. */
@@ -58,6 +66,14 @@ const hostSchema = z.strictObject({
   /** The file holding the host's boot id, which the run guard records beside the host key. */
   bootIdFile: z.string().regex(/^\//, 'an absolute path').default('/proc/sys/kernel/random/boot_id'),
 });
+
+const hostSchema = z.preprocess(
+  (h) => (h && typeof h === 'object' && (h as { connection?: unknown }).connection === 'local' ? { address: LOCAL_ADDRESS, ...h } : h),
+  hostFields,
+);
+
+/** What only an SSH host can say: a local host that says it is told so, rather than having it ignored. */
+const SSH_ONLY = ['user', 'port', 'identityFile', 'agent', 'passphraseEnv', 'jump', 'hostKeys'] as const;
 
 const environmentSchema = z.strictObject({
   defaults: z.strictObject(connection).default({}),
@@ -110,8 +126,15 @@ export const inventorySchema = z
       }
       for (const [hostName, host] of Object.entries(env.hosts)) {
         const at = ['environments', envName, 'hosts', hostName];
+        if (host.connection === 'local') {
+          for (const key of SSH_ONLY) {
+            if (host[key] !== undefined) ctx.addIssue({ code: 'custom', path: [...at, key], message: `a local host runs commands on the worker's machine as the worker's user: ${key} is for SSH hosts` });
+          }
+          continue;
+        }
         const jump = host.jump ?? env.defaults.jump ?? inv.defaults.jump;
         if (jump !== undefined && jump !== hostName && !env.hosts[jump]) ctx.addIssue({ code: 'custom', path: [...at, 'jump'], message: `unknown jump host "${jump}"` });
+        else if (jump !== undefined && env.hosts[jump]?.connection === 'local') ctx.addIssue({ code: 'custom', path: [...at, 'jump'], message: `"${jump}" is a local host: it cannot be a jump host` });
         if (jumpChain(env, inv.defaults, hostName) === undefined) ctx.addIssue({ code: 'custom', path: [...at, 'jump'], message: 'jump hosts form a loop' });
         const merged = { ...inv.defaults, ...env.defaults, ...host };
         if (!merged.identityFile && !merged.agent) ctx.addIssue({ code: 'custom', path: at, message: 'no way to authenticate: set identityFile or agent: true (here or in defaults)' });
@@ -167,6 +190,8 @@ export interface ResolvedHost {
 
 /** What the SSH layer needs to connect: resolved on the worker, never sent to history. */
 export interface HostConnection extends ResolvedHost {
+  /** `connection: local`: the worker's own machine, reached without SSH. */
+  local: boolean;
   identityFile?: string;
   agent: boolean;
   passphraseEnv?: string;
@@ -176,25 +201,56 @@ export interface HostConnection extends ResolvedHost {
   bootIdFile: string;
 }
 
-export class InventoryError extends Error {
+/** The catalogue's InvalidInventory, with the file and every problem in it. */
+export class InventoryError extends (InvalidInventory as new (message: string) => Error & Pick<OpsError, 'type' | 'retryable' | 'details'>) {
   constructor(readonly file: string, readonly problems: string[]) {
     super(`invalid inventory ${file}:\n${problems.map((p) => `  ${p}`).join('\n')}`);
-    this.name = 'InventoryError';
   }
 }
+
+export const BUILT_IN_ENVIRONMENT = 'local';
+export const BUILT_IN_HOST = 'localhost';
 
 /** The catalogue's UnknownTarget: an activity that lets it escape fails at once, without retries. */
 export const UnknownTargetError = UnknownTarget;
 
 export class Inventory {
   constructor(
-    private readonly raw: RawInventory,
-    readonly file: string | undefined,
-    readonly knownHostsFile: string | undefined,
+    private readonly data: RawInventory,
+    private readonly source: string | undefined,
+    private readonly knownHostsPath: string | undefined,
   ) {}
 
-  static empty(): Inventory {
-    return new Inventory(inventorySchema.parse({}), undefined, undefined);
+  /** The inventory a worker starts with when there is no inventory file: environment `local`, host `localhost`, this machine. */
+  static builtIn(): Inventory {
+    return new Inventory(inventorySchema.parse({ environments: { [BUILT_IN_ENVIRONMENT]: { hosts: { [BUILT_IN_HOST]: { connection: 'local' } } } } }), undefined, undefined);
+  }
+
+  /** An inventory that is whatever `latest()` says each time it is read: a worker's, which follows its file on disk. */
+  static following(latest: () => Inventory): Inventory {
+    return new (class extends Inventory {
+      protected override current(): Inventory {
+        return latest();
+      }
+    })(inventorySchema.parse({}), undefined, undefined);
+  }
+
+  /** The inventory in force: this one, unless it follows a file (see `following`). */
+  protected current(): Inventory {
+    return this;
+  }
+
+  private get raw(): RawInventory {
+    return this.current().data;
+  }
+
+  /** The file it was read from; undefined for the built-in inventory. */
+  get file(): string | undefined {
+    return this.current().source;
+  }
+
+  get knownHostsFile(): string | undefined {
+    return this.current().knownHostsPath;
   }
 
   environments(): string[] {
@@ -203,10 +259,7 @@ export class Inventory {
 
   private environment(environment: string): RawEnvironment {
     const env = this.raw.environments[environment];
-    if (!env) {
-      const known = this.environments();
-      throw new UnknownTargetError(`unknown environment "${environment}" (the inventory has: ${known.length ? known.join(', ') : 'none'})`);
-    }
+    if (!env) throw unknownEnvironment(environment, this.environments(), this.file);
     return env;
   }
 
@@ -324,6 +377,9 @@ export class Inventory {
     const env = this.environment(environment);
     const host = env.hosts[hostName];
     if (!host) throw new UnknownTargetError(`unknown host "${hostName}" in ${environment}`);
+    if (host.connection === 'local') {
+      return { environment, name: hostName, address: host.address, port: 0, user: userInfo().username, local: true, agent: false, bootIdFile: host.bootIdFile, jumps: [] };
+    }
     const merged = { ...this.raw.defaults, ...env.defaults, ...stripUndefined(host) };
     const chain = jumpChain(env, this.raw.defaults, hostName) ?? [];
     return {
@@ -337,6 +393,7 @@ export class Inventory {
       passphraseEnv: merged.passphraseEnv,
       hostKeys: host.hostKeys,
       bootIdFile: host.bootIdFile,
+      local: false,
       jumps: chain.reverse().map((j) => ({ ...this.connection(environment, j), jumps: [] })),
     };
   }

@@ -5,7 +5,8 @@ import path from 'node:path';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { parse } from 'yaml';
 import { SEARCH_ATTRIBUTES } from '../common/constants';
-import { ensureTemporalCli } from './binary';
+import { temporalCliMissing } from '../common/errors';
+import { ensureTemporalCli, TEMPORAL_CLI_MODULE } from './binary';
 
 export interface DevServerOptions {
   /** SQLite file; runs survive a restart. In memory when absent. */
@@ -43,7 +44,7 @@ export function dynamicConfigArgs(file = DYNAMIC_CONFIG_FILE): string[] {
 export async function startDevServer(opts: DevServerOptions = {}): Promise<DevServer> {
   const cli = ensureTemporalCli();
   const ip = opts.ip ?? '127.0.0.1';
-  const env = await TestWorkflowEnvironment.createLocal({
+  const local = TestWorkflowEnvironment.createLocal({
     server: {
       executable: cli ? { type: 'existing-path', path: cli } : undefined,
       ip,
@@ -55,6 +56,8 @@ export async function startDevServer(opts: DevServerOptions = {}): Promise<DevSe
       extraArgs: [...(opts.serverDefaults ? [] : dynamicConfigArgs()), ...(opts.codecEndpoint ? ['--ui-codec-endpoint', opts.codecEndpoint] : [])],
     },
   });
+  // Without a CLI of our own the SDK downloads one; when that fails too, say how to get one instead of its error.
+  const env = cli ? await local : await local.catch((err: Error) => Promise.reject(temporalCliMissing(TEMPORAL_CLI_MODULE, err.message.split('\n')[0])));
   return {
     address: env.address,
     uiUrl: opts.uiPort !== undefined ? `http://${ip}:${opts.uiPort}` : undefined,

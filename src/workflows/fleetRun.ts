@@ -1,4 +1,4 @@
-import { ActivityCancellationType, isCancellation, proxyActivities, upsertSearchAttributes } from '@temporalio/workflow';
+import { ActivityCancellationType, isCancellation, patched, proxyActivities, proxyLocalActivities, upsertSearchAttributes } from '@temporalio/workflow';
 import { msToNumber } from '@temporalio/common/lib/time';
 import type { Duration } from '@temporalio/common';
 import type { Activities } from '../activities';
@@ -10,7 +10,13 @@ import { parseInput } from '../schemas/validate';
 import { Runbook } from '../runbook';
 import { activitiesFor, HEARTBEAT_TIMEOUT, retry } from './activityOptions';
 
-const { resolveTargets } = proxyActivities<Activities>({ startToCloseTimeout: '30s', heartbeatTimeout: HEARTBEAT_TIMEOUT, retry: retry() });
+const resolving = proxyActivities<Activities>({ startToCloseTimeout: '30s', heartbeatTimeout: HEARTBEAT_TIMEOUT, retry: retry() });
+// Reading the inventory and admitting the hosts takes milliseconds and changes nothing, so it runs as a local
+// activity: no round trip through the server's task queues (docs/performance.md#local-activities). A worker that
+// dies in it leaves no heartbeat to miss: the workflow task times out and the next worker reads the inventory again.
+const local = proxyLocalActivities<Activities>({ startToCloseTimeout: '30s', retry: retry() });
+/** Runs recorded before the local activity keep replaying the activity they scheduled. */
+const LOCAL_RESOLVE = 'fleetRun-local-resolve';
 
 export interface FleetRunResult {
   ok: boolean;
@@ -36,6 +42,7 @@ export async function fleetRun(rawInput: FleetRunInput): Promise<FleetRunResult>
     const line = commandLine(command);
 
     rb.phase('resolve');
+    const { resolveTargets } = patched(LOCAL_RESOLVE) ? local : resolving;
     const hosts = await rb.step('resolve targets', () => resolveTargets({ environment: input.environment, target: input.target }), { required: true });
     const budget = errorBudget(input.maxErrors, hosts.length);
     const base = { environment: input.environment, command: line };
@@ -48,7 +55,8 @@ export async function fleetRun(rawInput: FleetRunInput): Promise<FleetRunResult>
         dryRun: true,
         summary: { total: hosts.length, succeeded: 0, failed: 0, skipped: 0, notStarted: hosts.length },
         hosts: [],
-        plan: hosts.map((h) => ({ host: h.name, address: `${h.user}@${h.address}:${h.port}`, command: line })),
+        // A local host has no SSH port (0): it is the worker's own machine.
+        plan: hosts.map((h) => ({ host: h.name, address: h.port ? `${h.user}@${h.address}:${h.port}` : `${h.user}@worker (local)`, command: line })),
       };
     }
 

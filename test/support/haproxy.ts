@@ -1,10 +1,10 @@
-// A real HAProxy (Debian's) on loopback in front of the test service's nodes, with its runtime API socket.
+// A real HAProxy (Debian's) on loopback in front of the test service's nodes, with its runtime API socket; the
+// configuration and the admin commands are the sandbox's (src/sandbox/haproxy.ts).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { parseStat } from '../../src/activities/haproxy';
+import { backendServers, haproxyConfig, type HaproxyServer } from '../../src/sandbox/haproxy';
 import { freePort, waitFor } from './harness';
 
 export interface Haproxy {
@@ -15,46 +15,13 @@ export interface Haproxy {
   stop(): Promise<void>;
 }
 
-/** One runtime API command over the admin socket, straight from the test. */
-function adminCommand(socket: string, command: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let out = '';
-    const conn = net.connect(socket, () => conn.end(`${command}\n`));
-    conn.on('data', (d) => (out += d.toString()));
-    conn.on('end', () => resolve(out));
-    conn.on('error', reject);
-  });
-}
-
-export async function startHaproxy(backend: string, servers: { name: string; address: string; port: number }[]): Promise<Haproxy> {
+export async function startHaproxy(backend: string, servers: HaproxyServer[]): Promise<Haproxy> {
   const dir = mkdtempSync(path.join(tmpdir(), 'opsflow-haproxy-'));
   // Balancer hosts reach the socket as the fleet's SSH user.
   chmodSync(dir, 0o755);
   const port = await freePort();
   const socket = path.join(dir, 'admin.sock');
-  writeFileSync(
-    path.join(dir, 'haproxy.cfg'),
-    `global
-  stats socket ${socket} mode 666 level admin
-  maxconn 256
-defaults
-  mode http
-  timeout connect 1s
-  timeout client 10s
-  timeout server 10s
-  retries 3
-  option redispatch
-frontend fe
-  bind 127.0.0.1:${port}
-  default_backend ${backend}
-backend ${backend}
-  balance roundrobin
-  option httpchk GET /health
-  http-check expect status 200
-  default-server inter 200ms fall 2 rise 2
-${servers.map((s) => `  server ${s.name} ${s.address}:${s.port} check`).join('\n')}
-`,
-  );
+  writeFileSync(path.join(dir, 'haproxy.cfg'), haproxyConfig({ backend, servers, port, socket }));
   const proc: ChildProcess = spawn('haproxy', ['-db', '-f', path.join(dir, 'haproxy.cfg')], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   proc.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
@@ -63,10 +30,7 @@ ${servers.map((s) => `  server ${s.name} ${s.address}:${s.port} check`).join('\n
   return {
     url: `http://127.0.0.1:${port}/`,
     socket,
-    async servers() {
-      const stats = parseStat(await adminCommand(socket, 'show stat')).filter((st) => st.backend === backend);
-      return Object.fromEntries(stats.map((st) => [st.server, st.status.split(' ')[0]]));
-    },
+    servers: () => backendServers(socket, backend),
     async stop() {
       proc.kill('SIGTERM');
       await waitFor(() => proc.exitCode !== null || proc.signalCode !== null, 'HAProxy to stop', 10_000);

@@ -129,12 +129,15 @@ export async function startWorker(env: TestWorkflowEnvironment, inventoryFile: s
   };
 }
 
-/** A worker in its own process, as production runs it, so a test can SIGKILL it. */
-export function spawnWorker(inventoryFile: string, taskQueue: string, extraEnv: Record<string, string> = {}): ChildProcess & { output: () => string } {
+/**
+ * A worker in its own process, as production runs it, so a test can SIGKILL it. `release` is the checkout it
+ * runs from (another one plays a new release of opsflow).
+ */
+export function spawnWorker(inventoryFile: string, taskQueue: string, extraEnv: Record<string, string> = {}, release = ROOT): ChildProcess & { output: () => string } {
   const logDir = path.join(ROOT, 'test/artifacts');
   mkdirSync(logDir, { recursive: true });
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/workers/main.ts', '--inventory', inventoryFile, '--task-queue', taskQueue], {
-    cwd: ROOT,
+    cwd: release,
     env: { ...process.env, TEMPORAL_ADDRESS: inject('temporalAddress'), ...extraEnv },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

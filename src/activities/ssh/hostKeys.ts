@@ -75,20 +75,25 @@ export interface HostIdentity {
 }
 
 export class HostKeyVerifier {
-  constructor(private readonly knownHostsFile: string | undefined) {}
+  private readonly file: () => string | undefined;
 
-  private knownHosts(): KnownHostEntry[] {
-    if (!this.knownHostsFile) return [];
+  constructor(knownHostsFile: string | (() => string | undefined) | undefined) {
+    this.file = typeof knownHostsFile === 'function' ? knownHostsFile : () => knownHostsFile;
+  }
+
+  private knownHosts(file: string | undefined): KnownHostEntry[] {
+    if (!file) return [];
     // Re-read on every verification: operators add keys while the worker runs.
-    return parseKnownHosts(readFileSync(this.knownHostsFile, 'utf8'));
+    return parseKnownHosts(readFileSync(file, 'utf8'));
   }
 
   verify(host: HostIdentity, presented: Buffer): Verdict {
     const seen = fingerprint(presented);
+    const file = this.file();
     const label = `${host.name} (${knownHostsName(host.address, host.port)})`;
     const lookup = knownHostsName(host.address, host.port);
-    const entries = host.hostKeys ? host.hostKeys.map((k) => ({ revoked: false, patterns: [lookup], blob: keyBlob(k) })) : this.knownHosts().filter((e) => entryMatches(e, lookup));
-    const source = host.hostKeys ? 'the inventory\'s pinned hostKeys' : `known_hosts ${this.knownHostsFile ?? '(none configured)'}`;
+    const entries = host.hostKeys ? host.hostKeys.map((k) => ({ revoked: false, patterns: [lookup], blob: keyBlob(k) })) : this.knownHosts(file).filter((e) => entryMatches(e, lookup));
+    const source = host.hostKeys ? 'the inventory\'s pinned hostKeys' : `known_hosts ${file ?? '(none configured)'}`;
     if (entries.some((e) => e.revoked && e.blob.equals(presented))) return { ok: false, reason: `host key ${seen} of ${label} is revoked in ${source}` };
     const trusted = entries.filter((e) => !e.revoked);
     if (!trusted.length) return { ok: false, reason: `unknown host key for ${label}: ${seen} is not in ${source}; verify it out of band and add it` };

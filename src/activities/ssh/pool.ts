@@ -6,10 +6,12 @@ import type { Duplex } from 'node:stream';
 import { Client, type ClientChannel } from 'ssh2';
 import type { HostConnection } from '../../config/inventory';
 import { fingerprint, HostKeyVerifier } from './hostKeys';
-import { HostKeyRejected, SshAuthFailed, SshChannelFailed, SshConfigError, SshConnectFailed } from '../../common/errors';
+import { collect, localShell, type HostShell } from '../hostShell';
+import { HostKeyRejected, Misconfigured, SshAuthFailed, SshChannelFailed, SshConfigError, SshConnectFailed } from '../../common/errors';
 
 export interface PoolOptions {
-  knownHostsFile?: string;
+  /** A function for an inventory that may be reread (a worker's): the file in force at each connect. */
+  knownHostsFile?: string | (() => string | undefined);
   /** Close a connection this long after its last channel ended. */
   idleMs?: number;
   /** Concurrent channels per connection; sshd's MaxSessions default is 10. */
@@ -67,13 +69,21 @@ export class SshPool {
     this.verifier = new HostKeyVerifier(opts.knownHostsFile);
   }
 
-  /** Runs `fn` with a channel slot reserved on the host's connection. */
   /** Throws when the guard refuses this host. */
   async admit(host: HostConnection): Promise<void> {
     await this.opts.guard?.(host);
   }
 
+  /** Runs `fn` with a shell on the host: a channel of its SSH connection, or the worker's own for a local host. */
+  async shell<T>(host: HostConnection, fn: (shell: HostShell) => Promise<T>): Promise<T> {
+    if (!host.local) return this.with(host, (client) => fn(sshShell(client)));
+    await this.admit(host);
+    return fn(localShell());
+  }
+
+  /** Runs `fn` with a channel slot reserved on the host's SSH connection. */
   async with<T>(host: HostConnection, fn: (client: Client) => Promise<T>): Promise<T> {
+    if (host.local) throw new Misconfigured(`${host.name} is a local host (connection: local): this step needs an SSH connection to it`);
     await this.admit(host);
     const pooled = await this.get(host);
     await pooled.channels.acquire();
@@ -229,6 +239,17 @@ export class SshPool {
       }
     });
   }
+}
+
+/** A shell on an SSH host: its channels, and the host key the connection verified as who it is. */
+function sshShell(client: Client): HostShell {
+  return {
+    identity: verifiedHostKey(client),
+    async run(command) {
+      const channel = await exec(client, command);
+      return collect(channel, channel.stderr, new Promise((resolve) => channel.on('close', (code: number | null, signal?: string) => resolve({ code: code ?? null, signal: signal ?? null }))));
+    },
+  };
 }
 
 export function exec(client: Client, command: string): Promise<ClientChannel> {

@@ -6,19 +6,18 @@
 // without a recorded status (the process was killed), the outcome is reported as unknown, for an operator to
 // decide.
 //
-// The state records who ran the command: the fingerprint of the host key the connection verified and the
-// host's boot id. Home directories are often shared between hosts (NFS), and several sshd may run on one
+// The state records who ran the command: the fingerprint of the host key the connection verified (for a local
+// host, the worker's machine: see hostShell.ts) and the host's boot id. Home directories are often shared between hosts (NFS), and several sshd may run on one
 // machine; a result is collected only on the host that recorded it, in the boot that recorded it. Anything
 // else is a HostIdentityMismatch error, never a borrowed success.
 import { createHash } from 'node:crypto';
 import { constants } from 'node:os';
-import type { Client } from 'ssh2';
 import { programArgv, type RemoteCommand } from '../../common/command';
 import { HostIdentityMismatch } from '../../common/errors';
 import { quoteArgv } from '../../common/shell';
-import { exec, verifiedHostKey } from './pool';
+import type { HostShell } from '../hostShell';
 
-/** Which host ran a command: the SHA256 fingerprint of its SSH host key and its boot id. */
+/** Which host ran a command: the SHA256 fingerprint of its SSH host key (`local:…` for a local host) and its boot id. */
 export interface RanOn {
   hostKey: string;
   bootId: string;
@@ -129,17 +128,6 @@ function killCommand(key: string, signal: 'TERM' | 'KILL', sudo: boolean): strin
 
 const SIGNALS = Object.fromEntries(Object.entries(constants.signals).map(([name, n]) => [n, name]));
 
-async function collect(client: Client, command: string): Promise<{ code: number | null; signal: string | null; stdout: Buffer; stderr: Buffer }> {
-  const channel = await exec(client, command);
-  const out: Buffer[] = [];
-  const err: Buffer[] = [];
-  channel.on('data', (d: Buffer) => out.push(d));
-  channel.stderr.on('data', (d: Buffer) => err.push(d));
-  return new Promise((resolve) => {
-    channel.on('close', (code: number | null, signal?: string) => resolve({ code: code ?? null, signal: signal ?? null, stdout: Buffer.concat(out), stderr: Buffer.concat(err) }));
-  });
-}
-
 /** The guard sends up to cap+1 bytes of a stream: more than cap means the output was longer, keep its tail. */
 function capped(buf: Buffer, cap: number): { text: string; truncated: boolean } {
   return buf.length > cap ? { text: buf.subarray(buf.length - cap).toString('utf8'), truncated: true } : { text: buf.toString('utf8'), truncated: false };
@@ -159,11 +147,11 @@ export interface RunOptions {
  * Runs (or resumes) the guarded command. On timeout or abort the remote process group gets TERM, then KILL
  * after a grace period, and the result reports it; the caller decides what an abort means.
  */
-export async function runGuarded(client: Client, cmd: RemoteCommand, opts: RunOptions): Promise<RemoteOutcome> {
+export async function runGuarded(shell: HostShell, cmd: RemoteCommand, opts: RunOptions): Promise<RemoteOutcome> {
   let timedOut = false;
   const stop = async () => {
-    await collect(client, killCommand(opts.key, 'TERM', !!cmd.sudo)).catch(() => undefined);
-    const grace = setTimeout(() => void collect(client, killCommand(opts.key, 'KILL', !!cmd.sudo)).catch(() => undefined), 5_000);
+    await shell.run(killCommand(opts.key, 'TERM', !!cmd.sudo)).catch(() => undefined);
+    const grace = setTimeout(() => void shell.run(killCommand(opts.key, 'KILL', !!cmd.sudo)).catch(() => undefined), 5_000);
     grace.unref();
   };
   const timer = setTimeout(() => {
@@ -173,8 +161,8 @@ export async function runGuarded(client: Client, cmd: RemoteCommand, opts: RunOp
   const onAbort = () => void stop();
   opts.signal?.addEventListener('abort', onAbort, { once: true });
   try {
-    const hostKey = verifiedHostKey(client);
-    const res = await collect(client, guardedCommand(opts.key, cmd, opts.capBytes, hostKey, opts.bootIdFile));
+    const hostKey = shell.identity;
+    const res = await shell.run(guardedCommand(opts.key, cmd, opts.capBytes, hostKey, opts.bootIdFile));
     const nl = res.stdout.indexOf(0x0a);
     const header = res.stdout.subarray(0, nl < 0 ? res.stdout.length : nl).toString('utf8').split(' ');
     if (header[0] === 'opsflow:lost') throw new OutcomeUnknownError(opts.host);
@@ -213,13 +201,13 @@ export interface PlainResult {
  * Runs a short, idempotent command attached (no run guard): reads, checks and check-then-act scripts whose
  * second run is harmless. On timeout the channel is closed and a retryable error thrown.
  */
-export async function runPlain(client: Client, argv: string[], timeoutMs: number): Promise<PlainResult> {
+export async function runPlain(shell: HostShell, argv: string[], timeoutMs: number): Promise<PlainResult> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new Error(`\`${argv[0]}\` did not finish within ${timeoutMs} ms`)), timeoutMs);
   });
   try {
-    const res = await Promise.race([collect(client, quoteArgv(argv)), timeout]);
+    const res = await Promise.race([shell.run(quoteArgv(argv)), timeout]);
     return { code: res.code, stdout: res.stdout.toString('utf8'), stderr: res.stderr.toString('utf8') };
   } finally {
     clearTimeout(timer);

@@ -1,0 +1,37 @@
+// Where the sandbox's pieces live: its directory, addresses, ports and releases.
+import path from 'node:path';
+import type { FleetHost } from './fleet';
+import { PROJECT_ROOT } from './paths';
+import type { ReleaseSpec } from './releaseRepo';
+
+/** Ports and addresses chosen clear of the test suite (127.0.10.x, 8080), `npm start` (7233, 8233) and a Temporal cluster (7333, 8333). */
+export const SANDBOX = {
+  /** OPSFLOW_SANDBOX_DIR: for the tests, which must not touch a sandbox of yours. */
+  dir: path.resolve(process.env.OPSFLOW_SANDBOX_DIR ?? path.join(PROJECT_ROOT, 'sandbox')),
+  nodes: ['web1', 'web2', 'web3'],
+  net: 20,
+  sshPort: 2200,
+  appPort: 8480,
+  lbPort: 8400,
+  gitPort: 9420,
+  backend: 'web',
+  /** v1 is live after `up`; v2 is the tour's good release; v3-broken fails its health check. */
+  releases: [['v1', 200], ['v2', 200], ['v3-broken', 500]] as ReleaseSpec[],
+};
+
+const at = (...parts: string[]) => path.join(SANDBOX.dir, ...parts);
+export const SANDBOX_FILES = {
+  inventory: at('inventory.yaml'),
+  fleet: at('fleet'),
+  git: at('git'),
+  gitPid: at('git', 'daemon.pid'),
+  haproxyCfg: at('haproxy', 'haproxy.cfg'),
+  haproxyPid: at('haproxy', 'haproxy.pid'),
+  haproxySocket: at('haproxy', 'admin.sock'),
+  examples: path.join(PROJECT_ROOT, 'examples', 'sandbox'),
+};
+export const GIT_URL = `git://127.0.0.1:${SANDBOX.gitPort}/app.git`;
+export const LB_URL = `http://127.0.0.1:${SANDBOX.lbPort}/`;
+
+/** The node's web service directory: its releases, the live symlink, the app's pid file and log. */
+export const webDir = (host: FleetHost) => path.join(host.dir, 'root', 'web');

@@ -1,0 +1,219 @@
+// `opsflow sandbox up|down|status`: a small world on loopback to try every runbook on — three web nodes as sshd
+// hosts (the test fleet's script, on 127.0.20.x), HAProxy in front of them, the demo web app with a good and a broken
+// release in a git repository served by `git daemon`, and the inventory and inputs that point at them.
+// Everything it starts is a daemon with a pid file under sandbox/, so `down` can stop exactly that and nothing else.
+import { execFileSync } from 'node:child_process';
+import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { INSTALL, SWITCH } from '../activities/release';
+import { fleetHome, fleetScript, readFleet, startFleet, stopFleet, FLEET_USER, type Fleet, type FleetHost } from './fleet';
+import { GIT_URL, LB_URL, SANDBOX, SANDBOX_FILES, webDir } from './layout';
+import { backendServers, haproxyConfig } from './haproxy';
+import { sandboxExamples, sandboxInventory } from './inputs';
+import { PROJECT_ROOT, WEBAPP_DIR } from './paths';
+import { buildReleaseRepo, gitDaemonArgs } from './releaseRepo';
+
+export class SandboxError extends Error {}
+
+/** A pid from the file whose process is alive and has `marker` in its command line (so a reused pid is not ours). */
+function livePid(pidFile: string, marker: string): number | undefined {
+  try {
+    const pid = Number(readFileSync(pidFile, 'utf8').trim());
+    if (!Number.isInteger(pid) || pid <= 0) return undefined;
+    if (!running(pid)) return undefined;
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(marker) ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function portOpen(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = net.connect(port, host);
+    sock.setTimeout(1000, () => (sock.destroy(), resolve(false)));
+    sock.on('connect', () => (sock.destroy(), resolve(true)));
+    sock.on('error', () => resolve(false));
+  });
+}
+
+async function until(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new SandboxError(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** What `up` needs and the machine lacks, as the sentence that says how to get it. */
+export function missingPrerequisites(): string[] {
+  const missing: string[] = [];
+  if (process.getuid?.() !== 0) {
+    missing.push('root: the web nodes are sshd daemons on 127.0.20.x for a system user opsflow-fleet; run `sudo npx opsflow sandbox up` (the worker may run as you)');
+  }
+  const has = (bin: string) => ['/usr/sbin', '/usr/bin', '/sbin', '/bin', '/usr/local/bin'].some((d) => existsSync(path.join(d, bin)));
+  const packages = [['sshd', 'openssh-server'], ['haproxy', 'haproxy'], ['git', 'git'], ['python3', 'python3'], ['runuser', 'util-linux']].filter(([bin]) => !has(bin)).map(([, pkg]) => pkg);
+  if (packages.length) missing.push(`packages: apt-get install ${packages.join(' ')}`);
+  return missing;
+}
+
+/** Runs argv as the nodes' SSH user, as the workflows' commands run on them. */
+function asFleetUser(argv: string[], cwd?: string): string {
+  return execFileSync('runuser', ['-u', FLEET_USER, '--', ...argv], { cwd, encoding: 'utf8', env: { PATH: process.env.PATH, HOME: fleetHome() }, stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+async function ensureGitDaemon(): Promise<void> {
+  buildReleaseRepo(SANDBOX_FILES.git, SANDBOX.releases);
+  if (livePid(SANDBOX_FILES.gitPid, SANDBOX_FILES.git)) return;
+  execFileSync('git', gitDaemonArgs(SANDBOX_FILES.git, SANDBOX.gitPort, ['--detach', `--pid-file=${SANDBOX_FILES.gitPid}`]), { stdio: 'ignore', timeout: 10_000 });
+  await until(`git daemon on 127.0.0.1:${SANDBOX.gitPort}`, () => portOpen('127.0.0.1', SANDBOX.gitPort));
+}
+
+async function ensureHaproxy(fleet: Fleet): Promise<void> {
+  const cfg = haproxyConfig({
+    backend: SANDBOX.backend,
+    servers: fleet.hosts.map((h, i) => ({ name: SANDBOX.nodes[i], address: h.address, port: SANDBOX.appPort })),
+    port: SANDBOX.lbPort,
+    socket: SANDBOX_FILES.haproxySocket,
+  });
+  mkdirSync(path.dirname(SANDBOX_FILES.haproxyCfg), { recursive: true, mode: 0o755 });
+  const pid = livePid(SANDBOX_FILES.haproxyPid, SANDBOX_FILES.haproxyCfg);
+  if (pid && existsSync(SANDBOX_FILES.haproxyCfg) && readFileSync(SANDBOX_FILES.haproxyCfg, 'utf8') === cfg) return;
+  if (pid) await stopPid(pid);
+  writeFileSync(SANDBOX_FILES.haproxyCfg, cfg);
+  execFileSync('haproxy', ['-D', '-p', SANDBOX_FILES.haproxyPid, '-f', SANDBOX_FILES.haproxyCfg], { stdio: ['ignore', 'ignore', 'pipe'] });
+  await until('HAProxy', () => portOpen('127.0.0.1', SANDBOX.lbPort));
+}
+
+/**
+ * Puts v1 live on a node that has no release yet, with the install and switch scripts the workflows run, and
+ * (re)starts the app of whatever release is live when it is not running (after `down`, say).
+ */
+function ensureApp(host: FleetHost): void {
+  const dir = webDir(host);
+  execFileSync('install', ['-d', '-o', FLEET_USER, dir]);
+  const live = path.join(dir, 'current');
+  if (!existsSync(live)) {
+    const [first] = SANDBOX.releases[0];
+    asFleetUser(['sh', '-c', INSTALL, 'opsflow', path.join(dir, 'deploys'), first, 'git', GIT_URL, first]);
+    asFleetUser(['sh', '-c', SWITCH, 'opsflow', live, path.join(dir, 'deploys', first)]);
+  }
+  if (!livePid(path.join(dir, 'app.pid'), 'app.py')) asFleetUser(['sh', path.join(WEBAPP_DIR, 'ctl.sh'), live, host.address, String(SANDBOX.appPort), dir], dir);
+}
+
+/** Writes the file unless it already holds `content`: the inputs are committed, and dist/ counts examples/ as a source. */
+function writeIfChanged(file: string, content: string): void {
+  if (!existsSync(file) || readFileSync(file, 'utf8') !== content) writeFileSync(file, content);
+}
+
+/**
+ * The nodes' client key where the worker can read it: under sudo, owned by the person who ran sudo, so that the
+ * worker of their `npm start` need not run as root.
+ */
+function clientKey(fleet: Fleet): string {
+  const key = path.join(SANDBOX.dir, 'client_key');
+  copyFileSync(fleet.identityFile, key);
+  chmodSync(key, 0o600);
+  if (process.env.SUDO_UID && process.env.SUDO_GID) chownSync(key, Number(process.env.SUDO_UID), Number(process.env.SUDO_GID));
+  return key;
+}
+
+function writeInputs(fleet: Fleet): string[] {
+  writeIfChanged(SANDBOX_FILES.inventory, sandboxInventory({ ...fleet, identityFile: clientKey(fleet) }));
+  mkdirSync(SANDBOX_FILES.examples, { recursive: true });
+  return Object.entries(sandboxExamples()).map(([file, input]) => {
+    const out = path.join(SANDBOX_FILES.examples, file);
+    writeIfChanged(out, `${JSON.stringify(input, null, 2)}\n`);
+    return path.relative(PROJECT_ROOT, out);
+  });
+}
+
+/** Idempotent: what runs is left alone, what does not is started. Returns what to tell the person. */
+export async function sandboxUp(): Promise<string> {
+  const missing = missingPrerequisites();
+  if (missing.length) throw new SandboxError(`sandbox up needs:\n${missing.map((m) => `  - ${m}`).join('\n')}`);
+  mkdirSync(SANDBOX.dir, { recursive: true });
+  // The nodes' user reaches its keys and directories under it.
+  chmodSync(SANDBOX.dir, 0o755);
+  const fleet = startFleet({ count: SANDBOX.nodes.length, dir: SANDBOX_FILES.fleet, port: SANDBOX.sshPort, net: SANDBOX.net });
+  await ensureGitDaemon();
+  for (const host of fleet.hosts) ensureApp(host);
+  await ensureHaproxy(fleet);
+  await until('HAProxy to see every node UP', async () => Object.values(await backendServers(SANDBOX_FILES.haproxySocket, SANDBOX.backend)).every((s) => s === 'UP'));
+  const inputs = writeInputs(fleet);
+  return `sandbox up\n${await sandboxStatus()}\n\ninputs: ${inputs.join(', ')}\nnext: npx opsflow start blueGreenDeploy --input examples/sandbox/blueGreenDeploy.json`;
+}
+
+/** One line per piece: what it is, where, and whether it runs. */
+export async function sandboxStatus(): Promise<string> {
+  if (!existsSync(path.join(SANDBOX_FILES.fleet, 'hosts.json'))) return 'no sandbox here (start it: opsflow sandbox up)';
+  const fleet = readFleet(SANDBOX_FILES.fleet);
+  const sshd = new Map(fleetScript('status', '--dir', SANDBOX_FILES.fleet).trim().split('\n').map((l) => [l.split(' ')[0], l.split(' ').slice(2).join(' ')]));
+  const haproxy = livePid(SANDBOX_FILES.haproxyPid, SANDBOX_FILES.haproxyCfg);
+  const servers = haproxy ? await backendServers(SANDBOX_FILES.haproxySocket, SANDBOX.backend).catch(() => ({}) as Record<string, string>) : {};
+  const lines = fleet.hosts.map((h, i) => {
+    const name = SANDBOX.nodes[i];
+    const dir = webDir(h);
+    const app = livePid(path.join(dir, 'app.pid'), 'app.py');
+    const live = existsSync(path.join(dir, 'current')) ? path.basename(readlinkSync(path.join(dir, 'current'))) : 'none';
+    return `  ${name.padEnd(8)} ssh ${h.address}:${h.port} ${sshd.get(h.name) ?? 'stopped'}; app :${SANDBOX.appPort} ${app ? `running ${live}` : `stopped (live: ${live})`}; HAProxy: ${servers[name] ?? '-'}`;
+  });
+  const git = livePid(SANDBOX_FILES.gitPid, SANDBOX_FILES.git);
+  return [
+    `  HAProxy  ${LB_URL} ${haproxy ? 'running' : 'stopped'} (admin socket ${path.relative(PROJECT_ROOT, SANDBOX_FILES.haproxySocket)})`,
+    ...lines,
+    `  git      ${GIT_URL} ${git ? 'running' : 'stopped'} (releases ${SANDBOX.releases.map(([r]) => r).join(', ')})`,
+    `  inventory ${path.relative(PROJECT_ROOT, SANDBOX_FILES.inventory)} (environment sandbox)`,
+    '  not in the sandbox: PostgreSQL pairs and moto (hotStandbyRelease, dataSync)',
+  ].join('\n');
+}
+
+function running(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return !stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
+  } catch {
+    return false;
+  }
+}
+
+/** SIGTERM, then SIGKILL if it is still there after 5 s. */
+async function stopPid(pid: number): Promise<void> {
+  process.kill(pid, 'SIGTERM');
+  try {
+    await until(`process ${pid} to exit`, () => !running(pid), 5_000);
+  } catch {
+    process.kill(pid, 'SIGKILL');
+    await until(`process ${pid} to exit after SIGKILL`, () => !running(pid), 5_000);
+  }
+}
+
+/** Stops every process the sandbox started (its files stay, so `up` is quick again); returns what it stopped. */
+export async function sandboxDown(): Promise<string> {
+  const stopped: string[] = [];
+  const hosts = existsSync(path.join(SANDBOX_FILES.fleet, 'hosts.json')) ? readFleet(SANDBOX_FILES.fleet).hosts : [];
+  for (const [i, host] of hosts.entries()) {
+    const pid = livePid(path.join(webDir(host), 'app.pid'), 'app.py');
+    if (!pid) continue;
+    await stopPid(pid);
+    stopped.push(`app on ${SANDBOX.nodes[i]}`);
+  }
+  const daemons: [string, string, string][] = [['HAProxy', SANDBOX_FILES.haproxyPid, SANDBOX_FILES.haproxyCfg], ['git daemon', SANDBOX_FILES.gitPid, SANDBOX_FILES.git]];
+  for (const [what, pidFile, marker] of daemons) {
+    const pid = livePid(pidFile, marker);
+    if (!pid) continue;
+    await stopPid(pid);
+    stopped.push(what);
+  }
+  if (hosts.length) {
+    stopFleet(SANDBOX_FILES.fleet);
+    stopped.push(`sshd on ${hosts.map((h) => h.address).join(', ')}`);
+  }
+  return stopped.length ? `sandbox down: stopped ${stopped.join(', ')}` : 'sandbox down: nothing was running';
+}
+
+/** Every pid file of a process the sandbox runs, for a check that `down` left none behind. */
+export function sandboxPidFiles(): string[] {
+  const hosts = existsSync(path.join(SANDBOX_FILES.fleet, 'hosts.json')) ? readFleet(SANDBOX_FILES.fleet).hosts : [];
+  return [SANDBOX_FILES.haproxyPid, SANDBOX_FILES.gitPid, ...hosts.flatMap((h) => [path.join(webDir(h), 'app.pid'), path.join(h.dir, 'sshd.pid')])];
+}

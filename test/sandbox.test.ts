@@ -1,0 +1,183 @@
+// The README's ten-minute tour, run as written: its `npx opsflow` commands in order against a dev server with its
+// Web UI and a worker on the sandbox's inventory — `sandbox up`, the blue/green deploy of examples/sandbox/ under
+// steady traffic through the sandbox's HAProxy, its promote gate approved, the broken release rolled back, a
+// rolling upgrade — with the screenshot script run while the deploy waits at its gate; then `sandbox down` leaves
+// no process behind. The sandbox lives in its own directory here (OPSFLOW_SANDBOX_DIR), fresh for the test.
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, readlinkSync, rmSync, statSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startDevServer } from '../src/temporal/devServer';
+import { startLoad } from './support/haproxy';
+import { freePort, ROOT, runOpsflow, startWorker, unique } from './support/harness';
+
+const SANDBOX_DIR = mkdtempSync(path.join(tmpdir(), 'opsflow-sandbox-'));
+// The sandbox's modules read OPSFLOW_SANDBOX_DIR when they load: imported in beforeAll, once it is set.
+let sb: typeof import('../src/sandbox/layout') & typeof import('../src/sandbox/sandbox') & typeof import('../src/sandbox/fleet');
+type CliResult = Awaited<ReturnType<typeof runOpsflow>>;
+
+/** The `npx opsflow` lines of the README's tour block (`sudo` dropped: the suite runs as root), and its curl URL. */
+function tour(): { commands: string[][]; curl: string } {
+  const readme = readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+  const block = readme.match(/<!-- tour -->\n```sh\n([\s\S]*?)```/)?.[1];
+  if (!block) throw new Error('README.md needs a sh block after <!-- tour -->');
+  const lines = block.split('\n').map((l) => l.replace(/#.*/, '').trim());
+  return {
+    commands: lines.filter((l) => /^(sudo )?npx opsflow /.test(l)).map((l) => l.replace(/^(sudo )?npx opsflow /, '').split(/\s+/)),
+    curl: lines.find((l) => l.startsWith('curl '))?.split(/\s+/)[1] ?? '',
+  };
+}
+
+const live = () => sb.readFleet(sb.SANDBOX_FILES.fleet).hosts.map((h) => path.basename(readlinkSync(path.join(sb.webDir(h), 'current'))));
+
+function portOpen(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = net.connect(port, host);
+    sock.on('connect', () => (sock.destroy(), resolve(true)));
+    sock.on('error', () => resolve(false));
+  });
+}
+
+function alive(pidFile: string): boolean {
+  const pid = existsSync(pidFile) ? readFileSync(pidFile, 'utf8').trim() : '';
+  if (!pid) return false;
+  try {
+    return !readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].startsWith('Z');
+  } catch {
+    return false;
+  }
+}
+
+let server: Awaited<ReturnType<typeof startDevServer>>;
+let env: TestWorkflowEnvironment;
+let worker: { stop(): Promise<void> } | undefined;
+const queue = unique('sandbox');
+
+beforeAll(async () => {
+  process.env.OPSFLOW_SANDBOX_DIR = SANDBOX_DIR;
+  sb = { ...(await import('../src/sandbox/layout')), ...(await import('../src/sandbox/sandbox')), ...(await import('../src/sandbox/fleet')) };
+  server = await startDevServer({ uiPort: await freePort() });
+  env = await TestWorkflowEnvironment.createFromExistingServer({ address: server.address });
+}, 120_000);
+
+afterAll(async () => {
+  await worker?.stop();
+  await sb?.sandboxDown().catch(() => undefined);
+  await env?.teardown();
+  await server?.stop();
+  rmSync(SANDBOX_DIR, { recursive: true, force: true });
+}, 120_000);
+
+describe('the ten-minute tour on the sandbox', () => {
+  it('without root, `sandbox up` says what it needs and changes nothing', async () => {
+    const result = await promisify(execFile)('runuser', ['-u', 'nobody', '--', process.execPath, 'bin/opsflow.js', 'sandbox', 'up'], { cwd: ROOT, env: { ...process.env, OPSFLOW_SANDBOX_DIR: path.join(SANDBOX_DIR, 'none') } }).then(
+      () => ({ code: 0, stderr: '' }),
+      (err: { code: number; stderr: string }) => err,
+    );
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('sandbox up needs:\n  - root: the web nodes are sshd daemons on 127.0.20.x');
+    expect(result.stderr).toContain('sudo npx opsflow sandbox up');
+    expect(existsSync(path.join(SANDBOX_DIR, 'none'))).toBe(false);
+  }, 60_000);
+
+  it("runs the README's commands: a deploy approved at its gate with 0 failed requests, a broken release rolled back, a rolling upgrade; then down stops everything", async () => {
+    const { GIT_URL, LB_URL, SANDBOX, SANDBOX_FILES, readFleet, sandboxPidFiles } = sb;
+    const { commands, curl } = tour();
+    expect(commands[0]).toEqual(['sandbox', 'up']);
+    expect(curl).toBe(LB_URL);
+    // As `sudo` runs it: the nodes' client key goes to the person who ran sudo (nobody, here).
+    const asSudo = { SUDO_UID: '65534', SUDO_GID: '65534' };
+    const cli = (args: string[]): Promise<CliResult> => runOpsflow(args, { env: { TEMPORAL_ADDRESS: server.address, OPSFLOW_TASK_QUEUE: queue, OPSFLOW_USER: 'alice', ...asSudo } });
+    const shots = mkdtempSync(path.join(tmpdir(), 'opsflow-shots-'));
+    const ran: { args: string[]; result: CliResult }[] = [];
+    let load: ReturnType<typeof startLoad> | undefined;
+    let loadResult: Awaited<ReturnType<NonNullable<typeof load>['stop']>> | undefined;
+    let id = '';
+    let starts = 0;
+    for (const template of commands) {
+      const args = template.map((a) => (a === '<id>' ? id : a));
+      const [verb, what] = args;
+      if (verb === 'start' && what === 'rollingUpgrade') loadResult = await load?.stop();
+      if (verb === 'start' && starts++ === 0) {
+        // Before the first deploy: v1 is what the README's curl gets, and traffic starts.
+        expect(await (await fetch(curl)).text()).toBe('v1');
+        load = startLoad(LB_URL);
+      }
+      const result = await cli(args);
+      ran.push({ args, result });
+      const broken = verb === 'watch' && ran.some((r) => r.args.includes('examples/sandbox/blueGreenDeploy.broken.json') && r.result.stdout.includes(id));
+      expect(result.code, `opsflow ${args.join(' ')}:\n${result.stdout}\n${result.stderr}`).toBe(broken ? 1 : 0);
+      if (verb === 'start') id = result.stdout.match(/^started \S+ (\S+)/m)?.[1] ?? '';
+      if (verb === 'sandbox' && what === 'up') {
+        expect(statSync(path.join(SANDBOX.dir, 'client_key'))).toMatchObject({ uid: 65534, mode: 0o100600 });
+        worker = await startWorker(env, SANDBOX_FILES.inventory, queue);
+      }
+      if (verb === 'watch' && ran.filter((r) => r.args[0] === 'watch').length === 1) {
+        // The first watch returns at the promote gate: the moment the screenshot script is for.
+        expect(result.stdout).toContain('WAITING at gate "promote" (approval)');
+        expect(live()).toEqual(['v2', 'v1', 'v1']);
+        await promisify(execFile)(process.execPath, ['--import', 'tsx', 'scripts/screenshots.ts', '--run', id, '--ui', server.uiUrl as string, '--out', shots], {
+          cwd: ROOT,
+          env: { ...process.env, TEMPORAL_ADDRESS: server.address },
+          timeout: 180_000,
+        });
+      }
+      if (broken) {
+        expect(result.stdout).toContain('web1 is not healthy');
+        expect(result.stdout).toMatch(/undo: roll web1 back to v2.*compensated/);
+        expect(live()).toEqual(['v2', 'v2', 'v2']);
+      }
+    }
+    expect(ran.map((r) => r.args.slice(0, 2).join(' '))).toEqual([
+      'sandbox up',
+      `start blueGreenDeploy`,
+      `watch ${ran[1].result.stdout.match(/^started \S+ (\S+)/m)?.[1]}`,
+      expect.stringMatching(/^approve /),
+      expect.stringMatching(/^watch /),
+      'start blueGreenDeploy',
+      expect.stringMatching(/^watch /),
+      'start rollingUpgrade',
+      expect.stringMatching(/^watch /),
+      expect.stringMatching(/^approve /),
+      expect.stringMatching(/^watch /),
+      'sandbox down',
+    ]);
+    expect(ran[0].result.stdout).toContain(`web3     ssh 127.0.20.3:${SANDBOX.sshPort} running; app :${SANDBOX.appPort} running v1; HAProxy: UP`);
+    expect(ran[0].result.stdout).toContain(GIT_URL);
+
+    // Traffic through HAProxy from before the deploy to the end of the broken one: not one request failed.
+    expect(loadResult?.failed, loadResult?.errors.join('\n')).toBe(0);
+    expect(loadResult?.ok).toBeGreaterThan(20);
+    // While the deploy waits at its gate, web1 serves v2 beside v1; v3-broken is never served.
+    expect(loadResult?.served[0]).toBe('v1');
+    expect(loadResult?.served.at(-1)).toBe('v2');
+    expect(new Set(loadResult?.served)).toEqual(new Set(['v1', 'v2']));
+    expect(ran[4].result.stdout).toContain('state succeeded');
+    expect(ran[8].result.stdout).toContain('WAITING at gate "upgrade"');
+    expect(ran[10].result.stdout).toContain('state succeeded');
+
+    for (const name of ['ui-gate.png', 'opsflow-watch.png']) expect(statSync(path.join(shots, name)).size).toBeGreaterThan(10_000);
+    rmSync(shots, { recursive: true, force: true });
+
+    // `sandbox down`: no process of the sandbox left, by pid and by port.
+    for (const file of sandboxPidFiles()) expect(alive(file), file).toBe(false);
+    const endpoints: [string, number][] = [
+      ['127.0.0.1', SANDBOX.lbPort],
+      ['127.0.0.1', SANDBOX.gitPort],
+      ...readFleet(SANDBOX_FILES.fleet).hosts.flatMap((h): [string, number][] => [[h.address, SANDBOX.sshPort], [h.address, SANDBOX.appPort]]),
+    ];
+    for (const [host, port] of endpoints) expect(await portOpen(host, port), `${host}:${port}`).toBe(false);
+
+    // `up` again brings it back as it was: the release the tour left live, behind HAProxy; `status` says so.
+    expect((await cli(['sandbox', 'up'])).code).toBe(0);
+    expect(await (await fetch(LB_URL)).text()).toBe('v2');
+    const status = await cli(['sandbox', 'status']);
+    for (const node of SANDBOX.nodes) expect(status.stdout).toMatch(new RegExp(`${node} .* running; app :${SANDBOX.appPort} running v2; HAProxy: UP`));
+    expect((await cli(['sandbox', 'down'])).code).toBe(0);
+    for (const file of sandboxPidFiles()) expect(alive(file), file).toBe(false);
+  }, 420_000);
+});
