@@ -2,12 +2,12 @@
 // code it runs (its build id) in the history the UI shows; stopped with SIGTERM, a worker lets a running step
 // finish, or past its grace leaves it to another worker without the step's effect doubling; and a new release
 // rolled out while a run waits at its gate (docs/operations.md, "Rolling out a new worker version").
-import { cpSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { WorkflowHandle } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import type { RunStatus } from '../src/runbook/protocol';
 import type { fleetRun } from '../src/workflows/fleetRun';
 import { parseShutdownGrace } from '../src/workers/shutdown';
@@ -141,6 +141,7 @@ describe('rolling out a new worker version while a run waits at its gate', () =>
   it('the waiting run finishes on the new worker along its old path; a new run takes the new one', async () => {
     const queue = unique('rollout');
     const release = newRelease();
+    onTestFinished(() => rmSync(release, { recursive: true, force: true }));
     const a = worker(queue);
     const gated = await env.client.workflow.start<typeof fleetRun>('fleetRun', {
       taskQueue: queue,

@@ -21,7 +21,7 @@ function credentials(account: AwsAccount): Credentials | undefined {
     }
     return { accessKeyId: process.env[names[0] as string] as string, secretAccessKey: process.env[names[1] as string] as string };
   }
-  if (account.profile) return fromIni({ profile: account.profile });
+  if (account.profile) return fromIni({ profile: account.profile, ...(account.credentialsFile ? { filepath: account.credentialsFile } : {}) });
   return undefined;
 }
 

@@ -12,6 +12,8 @@ export const awsAccountSchema = z.strictObject({
   region: z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d+$/, 'an AWS region such as eu-west-3'),
   /** A profile of ~/.aws/credentials / ~/.aws/config; absent: the SDK's default chain. */
   profile: z.string().min(1).optional(),
+  /** The shared credentials file holding `profile`, instead of ~/.aws/credentials (the sandbox's, for moto). */
+  credentialsFile: z.string().min(1).optional(),
   /** Names of environment variables holding static credentials (instead of a profile). */
   accessKeyIdEnv: envVarName.optional(),
   secretAccessKeyEnv: envVarName.optional(),

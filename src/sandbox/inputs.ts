@@ -3,13 +3,51 @@
 // input ready to run against it for each workflow the sandbox can run.
 import path from 'node:path';
 import { stringify } from 'yaml';
-import type { Fleet } from './fleet';
+import type { Fleet, FleetHost } from './fleet';
 import { WEBAPP_DIR } from './paths';
-import { GIT_URL, SANDBOX, SANDBOX_FILES } from './layout';
+import { GIT_URL, markerDir, MOTO_URL, SANDBOX, SANDBOX_FILES, standbyHosts, webHosts } from './layout';
 
-export function sandboxInventory(fleet: Fleet): string {
+/** The hot standby's part of the inventory: an environment per infrastructure, and system gigadb. */
+function standbyInventory(hosts: FleetHost[], zoneId: string) {
+  const S = SANDBOX.standby;
+  const host = (i: number) => hosts[i];
+  const marker = (i: number) => `http://${host(i).address}:${SANDBOX.appPort}`;
+  const infra = (i: number) => ({
+    aws: S.infra[i].account,
+    environment: S.infra[i].name,
+    database: `db-${S.infra[i].name}`,
+    files: SANDBOX_FILES.files(S.infra[i].name),
+    url: `${marker(i)}/`,
+    addresses: Object.fromEntries(S.records.map((n) => [n, { eip: `eip-${n}` }])),
+    maintenance: { on: { host: 'web', command: ['touch', path.join(markerDir(host(i)), 'maintenance')] }, off: { host: 'web', command: ['rm', '-f', path.join(markerDir(host(i)), 'maintenance')] } },
+    // The release id arrives as one argument ($1), never as shell text.
+    deploy: { host: 'web', command: ['sh', '-c', 'printf %s "$1" > "$2"', 'deploy', '{release}', path.join(markerDir(host(i)), 'release.txt')] },
+    checks: [{ url: `${marker(i)}/release.txt`, body: '{release}' }, { url: `${marker(i)}/healthy` }],
+  });
+  return {
+    environments: Object.fromEntries(S.infra.map((inf, i) => [inf.name, { hosts: { web: { address: host(i).address } } }])),
+    aws: Object.fromEntries(S.infra.map((inf) => [inf.account, { region: inf.region, endpoint: MOTO_URL, profile: 'sandbox', credentialsFile: SANDBOX_FILES.awsCredentials }])),
+    // Trust on loopback: the sandbox's clusters have no password to hand around.
+    databases: Object.fromEntries(
+      S.infra.map((inf) => [`db-${inf.name}`, { host: '127.0.0.1', port: inf.pgPort, database: 'gigadb', user: S.dbUser, checks: [{ name: 'datasets', sql: 'SELECT count(*) > 0 FROM datasets', expect: 't' }] }]),
+    ),
+    systems: {
+      [S.system]: {
+        timezone: 'UTC',
+        roles: { production: S.infra[0].name, standby: S.infra[1].name },
+        infrastructures: Object.fromEntries(S.infra.map((inf, i) => [inf.name, infra(i)])),
+        dns: { provider: 'route53', account: S.infra[0].account, zoneId, ttl: 60 },
+        backups: { account: S.infra[0].account, bucket: S.bucket, prefix: 'db/' },
+        schedules: { files: '0 2 * * *', database: '30 2 * * *' },
+      },
+    },
+  };
+}
+
+/** With `standby`, the hot standby's infrastructures (the fleet's hosts after the web nodes) and its zone in moto. */
+export function sandboxInventory(fleet: Fleet, standby?: { zoneId: string }): string {
   const hosts = Object.fromEntries(
-    fleet.hosts.map((h, i) => [
+    webHosts(fleet.hosts).map((h, i) => [
       SANDBOX.nodes[i],
       // The nodes share one home (as NFS homes do), so each one's files are under its own directory.
       { address: h.address, bootIdFile: path.join(h.dir, 'boot_id'), vars: { root: path.join(h.dir, 'root'), web: path.join(h.dir, 'root', 'web') } },
@@ -28,17 +66,39 @@ export function sandboxInventory(fleet: Fleet): string {
     health: { url: `http://{address}:${SANDBOX.appPort}/health`, timeout: '4s' },
     haproxy: { backend: SANDBOX.backend, socket: SANDBOX_FILES.haproxySocket, drainTimeout: '10s' },
   };
+  const { environments, ...sections } = standby ? standbyInventory(standbyHosts(fleet.hosts), standby.zoneId) : { environments: {} };
   return `# Written by \`opsflow sandbox up\`: the sandbox's web nodes on loopback. Rewritten at every \`up\`.\n${stringify({
     knownHosts: fleet.knownHostsFile,
     defaults: { user: fleet.user, port: SANDBOX.sshPort, identityFile: fleet.identityFile },
-    environments: { sandbox: { hosts, groups: { web: SANDBOX.nodes }, services: { web } } },
+    environments: { sandbox: { hosts, groups: { web: SANDBOX.nodes }, services: { web } }, ...environments },
+    ...sections,
   }, { aliasDuplicateObjects: false })}`;
 }
 
 const release = (id: string) => ({ id, git: { repo: GIT_URL, ref: id } });
 
-/** File name → input. `<workflow>.json`, or `<workflow>.<variant>.json` for a second input of the same workflow. */
+/** The hot standby's inputs: the release through its DNS swap, the nightly sync, a backup, its restore, pruning. */
+function standbyExamples(): Record<string, unknown> {
+  const system = SANDBOX.standby.system;
+  const key = '202601010000';
+  return {
+    'hotStandbyRelease.json': { system, release: 'v2', kind: 'complex', validation: { timeout: '1h' } },
+    'dataSync.json': { system, stores: ['files', 'database'] },
+    'backupDatabase.json': { system, manual: true, key },
+    'restoreDatabase.json': { system, key },
+    'pruneBackups.json': { system },
+  };
+}
+
+/**
+ * File name → input. `<workflow>.json`, or `<workflow>.<variant>.json` for a second input of the same workflow.
+ * All of them every time: the hot standby's stay valid, and run once `up` has the packages to build it.
+ */
 export function sandboxExamples(): Record<string, unknown> {
+  return { ...webExamples(), ...standbyExamples() };
+}
+
+function webExamples(): Record<string, unknown> {
   const [, good, broken] = SANDBOX.releases.map(([name]) => name);
   return {
     'fleetRun.json': { environment: 'sandbox', target: { group: 'web' }, command: ['uname', '-n'], approval: { timeout: '1h' } },

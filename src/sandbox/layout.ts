@@ -17,6 +17,23 @@ export const SANDBOX = {
   backend: 'web',
   /** v1 is live after `up`; v2 is the tour's good release; v3-broken fails its health check. */
   releases: [['v1', 200], ['v2', 200], ['v3-broken', 500]] as ReleaseSpec[],
+  /**
+   * The hot standby (with PostgreSQL, moto and rclone installed): system `gigadb` on two infrastructures, each an
+   * sshd node (the fleet's 4th and 5th host) serving its release marker on appPort, a PostgreSQL cluster, an AWS
+   * account in moto; its DNS records are in moto's Route53.
+   */
+  standby: {
+    system: 'gigadb',
+    infra: [
+      { name: 'hk', region: 'ap-east-1', account: 'upstream', pgPort: 5450 },
+      { name: 'eu', region: 'eu-west-3', account: 'upstream-alt', pgPort: 5451 },
+    ],
+    motoPort: 5480,
+    zone: 'gigadb.sandbox',
+    records: ['gigadb.sandbox', 'files.gigadb.sandbox'],
+    bucket: 'gigadb-backups',
+    dbUser: 'opsflow',
+  },
 };
 
 const at = (...parts: string[]) => path.join(SANDBOX.dir, ...parts);
@@ -29,7 +46,19 @@ export const SANDBOX_FILES = {
   haproxyPid: at('haproxy', 'haproxy.pid'),
   haproxySocket: at('haproxy', 'admin.sock'),
   examples: path.join(PROJECT_ROOT, 'examples', 'sandbox'),
+  postgres: (infra: string) => at('postgres', infra),
+  motoPid: at('moto', 'moto.pid'),
+  /** The AWS profile `sandbox` with moto's keys, readable by the worker. */
+  awsCredentials: at('aws-credentials'),
+  /** Each infrastructure's file store, for dataSync. */
+  files: (infra: string) => at('files', infra),
 };
+export const MOTO_URL = `http://127.0.0.1:${SANDBOX.standby.motoPort}`;
+/** The web nodes are the fleet's first hosts; the standby's infrastructures, when there, the next ones. */
+export const webHosts = (hosts: FleetHost[]) => hosts.slice(0, SANDBOX.nodes.length);
+export const standbyHosts = (hosts: FleetHost[]) => hosts.slice(SANDBOX.nodes.length, SANDBOX.nodes.length + SANDBOX.standby.infra.length);
+/** An infrastructure node's directory served on appPort: release.txt (what the deploy wrote) and healthy. */
+export const markerDir = (host: FleetHost) => path.join(host.dir, 'root', 'gigadb');
 export const GIT_URL = `git://127.0.0.1:${SANDBOX.gitPort}/app.git`;
 export const LB_URL = `http://127.0.0.1:${SANDBOX.lbPort}/`;
 

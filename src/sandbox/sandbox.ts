@@ -4,46 +4,18 @@
 // Everything it starts is a daemon with a pid file under sandbox/, so `down` can stop exactly that and nothing else.
 import { execFileSync } from 'node:child_process';
 import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { INSTALL, SWITCH } from '../activities/release';
 import { fleetHome, fleetScript, readFleet, startFleet, stopFleet, FLEET_USER, type Fleet, type FleetHost } from './fleet';
-import { GIT_URL, LB_URL, SANDBOX, SANDBOX_FILES, webDir } from './layout';
+import { GIT_URL, LB_URL, SANDBOX, SANDBOX_FILES, standbyHosts, webDir, webHosts } from './layout';
 import { backendServers, haproxyConfig } from './haproxy';
 import { sandboxExamples, sandboxInventory } from './inputs';
 import { PROJECT_ROOT, WEBAPP_DIR } from './paths';
 import { buildReleaseRepo, gitDaemonArgs } from './releaseRepo';
+import { livePid, portOpen, SandboxError, stopPid, until } from './processes';
+import { ensureStandby, standbyMissing, standbyPidFiles, standbyStatus, standbyZoneId, stopStandby } from './standby';
 
-export class SandboxError extends Error {}
-
-/** A pid from the file whose process is alive and has `marker` in its command line (so a reused pid is not ours). */
-function livePid(pidFile: string, marker: string): number | undefined {
-  try {
-    const pid = Number(readFileSync(pidFile, 'utf8').trim());
-    if (!Number.isInteger(pid) || pid <= 0) return undefined;
-    if (!running(pid)) return undefined;
-    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(marker) ? pid : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-function portOpen(host: string, port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const sock = net.connect(port, host);
-    sock.setTimeout(1000, () => (sock.destroy(), resolve(false)));
-    sock.on('connect', () => (sock.destroy(), resolve(true)));
-    sock.on('error', () => resolve(false));
-  });
-}
-
-async function until(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new SandboxError(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+export { SandboxError };
 
 /** What `up` needs and the machine lacks, as the sentence that says how to get it. */
 export function missingPrerequisites(): string[] {
@@ -72,7 +44,7 @@ async function ensureGitDaemon(): Promise<void> {
 async function ensureHaproxy(fleet: Fleet): Promise<void> {
   const cfg = haproxyConfig({
     backend: SANDBOX.backend,
-    servers: fleet.hosts.map((h, i) => ({ name: SANDBOX.nodes[i], address: h.address, port: SANDBOX.appPort })),
+    servers: webHosts(fleet.hosts).map((h, i) => ({ name: SANDBOX.nodes[i], address: h.address, port: SANDBOX.appPort })),
     port: SANDBOX.lbPort,
     socket: SANDBOX_FILES.haproxySocket,
   });
@@ -118,8 +90,8 @@ function clientKey(fleet: Fleet): string {
   return key;
 }
 
-function writeInputs(fleet: Fleet): string[] {
-  writeIfChanged(SANDBOX_FILES.inventory, sandboxInventory({ ...fleet, identityFile: clientKey(fleet) }));
+function writeInputs(fleet: Fleet, standby?: { zoneId: string }): string[] {
+  writeIfChanged(SANDBOX_FILES.inventory, sandboxInventory({ ...fleet, identityFile: clientKey(fleet) }, standby));
   mkdirSync(SANDBOX_FILES.examples, { recursive: true });
   return Object.entries(sandboxExamples()).map(([file, input]) => {
     const out = path.join(SANDBOX_FILES.examples, file);
@@ -135,13 +107,20 @@ export async function sandboxUp(): Promise<string> {
   mkdirSync(SANDBOX.dir, { recursive: true });
   // The nodes' user reaches its keys and directories under it.
   chmodSync(SANDBOX.dir, 0o755);
-  const fleet = startFleet({ count: SANDBOX.nodes.length, dir: SANDBOX_FILES.fleet, port: SANDBOX.sshPort, net: SANDBOX.net });
+  // Without its packages the hot standby is left out, and its nodes with it.
+  const standbyNeeds = standbyMissing();
+  const count = SANDBOX.nodes.length + (standbyNeeds.length ? 0 : SANDBOX.standby.infra.length);
+  const fleet = startFleet({ count, dir: SANDBOX_FILES.fleet, port: SANDBOX.sshPort, net: SANDBOX.net });
   await ensureGitDaemon();
-  for (const host of fleet.hosts) ensureApp(host);
+  for (const host of webHosts(fleet.hosts)) ensureApp(host);
   await ensureHaproxy(fleet);
   await until('HAProxy to see every node UP', async () => Object.values(await backendServers(SANDBOX_FILES.haproxySocket, SANDBOX.backend)).every((s) => s === 'UP'));
-  const inputs = writeInputs(fleet);
-  return `sandbox up\n${await sandboxStatus()}\n\ninputs: ${inputs.join(', ')}\nnext: npx opsflow start blueGreenDeploy --input examples/sandbox/blueGreenDeploy.json`;
+  if (!standbyNeeds.length) await ensureStandby(standbyHosts(fleet.hosts));
+  const inputs = writeInputs(fleet, standbyNeeds.length ? undefined : { zoneId: await standbyZoneId() });
+  const standbyNote = standbyNeeds.length
+    ? `\nleft out: the hot standby and data sync (hotStandbyRelease, dataSync, backupDatabase, restoreDatabase, pruneBackups); for them: ${standbyNeeds.join('; ')}, then up again`
+    : '\nhot standby: run `npx opsflow schedule apply` once, then: npx opsflow start hotStandbyRelease --input examples/sandbox/hotStandbyRelease.json';
+  return `sandbox up\n${await sandboxStatus()}\n\ninputs: ${inputs.join(', ')}\nnext: npx opsflow start blueGreenDeploy --input examples/sandbox/blueGreenDeploy.json${standbyNote}`;
 }
 
 /** One line per piece: what it is, where, and whether it runs. */
@@ -151,7 +130,7 @@ export async function sandboxStatus(): Promise<string> {
   const sshd = new Map(fleetScript('status', '--dir', SANDBOX_FILES.fleet).trim().split('\n').map((l) => [l.split(' ')[0], l.split(' ').slice(2).join(' ')]));
   const haproxy = livePid(SANDBOX_FILES.haproxyPid, SANDBOX_FILES.haproxyCfg);
   const servers = haproxy ? await backendServers(SANDBOX_FILES.haproxySocket, SANDBOX.backend).catch(() => ({}) as Record<string, string>) : {};
-  const lines = fleet.hosts.map((h, i) => {
+  const lines = webHosts(fleet.hosts).map((h, i) => {
     const name = SANDBOX.nodes[i];
     const dir = webDir(h);
     const app = livePid(path.join(dir, 'app.pid'), 'app.py');
@@ -159,40 +138,21 @@ export async function sandboxStatus(): Promise<string> {
     return `  ${name.padEnd(8)} ssh ${h.address}:${h.port} ${sshd.get(h.name) ?? 'stopped'}; app :${SANDBOX.appPort} ${app ? `running ${live}` : `stopped (live: ${live})`}; HAProxy: ${servers[name] ?? '-'}`;
   });
   const git = livePid(SANDBOX_FILES.gitPid, SANDBOX_FILES.git);
+  const standby = standbyHosts(fleet.hosts);
   return [
     `  HAProxy  ${LB_URL} ${haproxy ? 'running' : 'stopped'} (admin socket ${path.relative(PROJECT_ROOT, SANDBOX_FILES.haproxySocket)})`,
     ...lines,
     `  git      ${GIT_URL} ${git ? 'running' : 'stopped'} (releases ${SANDBOX.releases.map(([r]) => r).join(', ')})`,
-    `  inventory ${path.relative(PROJECT_ROOT, SANDBOX_FILES.inventory)} (environment sandbox)`,
-    '  not in the sandbox: PostgreSQL pairs and moto (hotStandbyRelease, dataSync)',
+    ...(standby.length ? standbyStatus(standby) : ['  hot standby: not built (PostgreSQL, moto_server and rclone needed; `up` says how)']),
+    `  inventory ${path.relative(PROJECT_ROOT, SANDBOX_FILES.inventory)} (environments sandbox${standby.length ? `, ${SANDBOX.standby.infra.map((i) => i.name).join(', ')}; system ${SANDBOX.standby.system}` : ''})`,
   ].join('\n');
-}
-
-function running(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return !stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
-  } catch {
-    return false;
-  }
-}
-
-/** SIGTERM, then SIGKILL if it is still there after 5 s. */
-async function stopPid(pid: number): Promise<void> {
-  process.kill(pid, 'SIGTERM');
-  try {
-    await until(`process ${pid} to exit`, () => !running(pid), 5_000);
-  } catch {
-    process.kill(pid, 'SIGKILL');
-    await until(`process ${pid} to exit after SIGKILL`, () => !running(pid), 5_000);
-  }
 }
 
 /** Stops every process the sandbox started (its files stay, so `up` is quick again); returns what it stopped. */
 export async function sandboxDown(): Promise<string> {
   const stopped: string[] = [];
   const hosts = existsSync(path.join(SANDBOX_FILES.fleet, 'hosts.json')) ? readFleet(SANDBOX_FILES.fleet).hosts : [];
-  for (const [i, host] of hosts.entries()) {
+  for (const [i, host] of webHosts(hosts).entries()) {
     const pid = livePid(path.join(webDir(host), 'app.pid'), 'app.py');
     if (!pid) continue;
     await stopPid(pid);
@@ -205,6 +165,7 @@ export async function sandboxDown(): Promise<string> {
     await stopPid(pid);
     stopped.push(what);
   }
+  stopped.push(...(await stopStandby(standbyHosts(hosts))));
   if (hosts.length) {
     stopFleet(SANDBOX_FILES.fleet);
     stopped.push(`sshd on ${hosts.map((h) => h.address).join(', ')}`);
@@ -215,5 +176,11 @@ export async function sandboxDown(): Promise<string> {
 /** Every pid file of a process the sandbox runs, for a check that `down` left none behind. */
 export function sandboxPidFiles(): string[] {
   const hosts = existsSync(path.join(SANDBOX_FILES.fleet, 'hosts.json')) ? readFleet(SANDBOX_FILES.fleet).hosts : [];
-  return [SANDBOX_FILES.haproxyPid, SANDBOX_FILES.gitPid, ...hosts.flatMap((h) => [path.join(webDir(h), 'app.pid'), path.join(h.dir, 'sshd.pid')])];
+  return [
+    SANDBOX_FILES.haproxyPid,
+    SANDBOX_FILES.gitPid,
+    ...webHosts(hosts).map((h) => path.join(webDir(h), 'app.pid')),
+    ...hosts.map((h) => path.join(h.dir, 'sshd.pid')),
+    ...standbyPidFiles(standbyHosts(hosts)),
+  ];
 }

@@ -9,7 +9,8 @@ import { setFlagsFromString } from 'node:v8';
 /**
  * Runs kept in memory between tasks. Past the cap the least recently used run is evicted and replays its history
  * when its gate is answered (about 0.1 s at 1,000 parked runs). Each cached run costs about 2.6 MiB of resident
- * memory (1.75 MiB live, collected at 1.5 times that); 150 keep a worker with 1,000 or 5,000 runs parked under 1 GiB.
+ * memory (1.75 MiB live, collected at 1.5 times that); with 150 the worker stayed under 910 MiB with 1,000 runs parked
+ * and with 5,000 started (docs/performance.md#parked-runs).
  */
 export const DEFAULT_MAX_CACHED_WORKFLOWS = 150;
 

@@ -1,6 +1,6 @@
-// The AWS API emulator (moto_server, PyPI moto[server]) on loopback. The code under test reaches it only through
-// the inventory's `endpoint` setting: the same AWS SDK calls as against AWS itself.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+// moto_server for a test file (src/sandbox/moto.ts), on a free port, stopped with the file.
+import type { ChildProcess } from 'node:child_process';
+import { MOTO_CREDENTIALS, motoReady, spawnMoto } from '../../src/sandbox/moto';
 import { freePort, waitFor } from './harness';
 
 export interface TestMoto {
@@ -10,15 +10,9 @@ export interface TestMoto {
   stop(): void;
 }
 
-function motoCommand(): string {
-  const found = spawnSync('sh', ['-c', 'command -v moto_server'], { encoding: 'utf8' }).stdout.trim();
-  if (!found) throw new Error("moto_server not found: pip install 'moto[server]' (scripts/setup.sh test does it)");
-  return found;
-}
-
 export async function startMoto(): Promise<TestMoto> {
   const port = await freePort();
-  const child: ChildProcess = spawn(motoCommand(), ['-H', '127.0.0.1', '-p', String(port)], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child: ChildProcess = spawnMoto(port);
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => {
     stderr = (stderr + d.toString()).slice(-4000);
@@ -27,11 +21,7 @@ export async function startMoto(): Promise<TestMoto> {
   await waitFor(
     async () => {
       if (child.exitCode !== null) throw new Error(`moto_server exited (${child.exitCode}): ${stderr}`);
-      try {
-        return (await fetch(`${endpoint}/moto-api/`)).ok;
-      } catch {
-        return false;
-      }
+      return motoReady(endpoint);
     },
     'moto_server to listen',
     60_000,
@@ -39,7 +29,7 @@ export async function startMoto(): Promise<TestMoto> {
   );
   return {
     endpoint,
-    credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' },
+    credentials: { ...MOTO_CREDENTIALS },
     stop: () => {
       child.kill('SIGTERM');
     },

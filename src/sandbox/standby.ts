@@ -1,0 +1,186 @@
+// The sandbox's hot standby, when PostgreSQL, moto_server and rclone are installed: system `gigadb` on two
+// infrastructures `hk` and `eu`, each an sshd node serving its release marker, a PostgreSQL cluster (production's
+// with data) and a file store; moto for the backups' S3 bucket, the Elastic IPs and the Route53 zone whose records
+// the release swaps. Everything runs as a daemon with a pid file under sandbox/, as the rest of the sandbox does.
+import { execFileSync, spawn } from 'node:child_process';
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { AllocateAddressCommand, EC2Client } from '@aws-sdk/client-ec2';
+import { ChangeResourceRecordSetsCommand, CreateHostedZoneCommand, ListHostedZonesByNameCommand, Route53Client } from '@aws-sdk/client-route-53';
+import { CreateBucketCommand, S3Client, type BucketLocationConstraint } from '@aws-sdk/client-s3';
+import { Client } from 'pg';
+import { FLEET_USER, type FleetHost } from './fleet';
+import { markerDir, MOTO_URL, SANDBOX, SANDBOX_FILES } from './layout';
+import { findMoto, MOTO_CREDENTIALS, motoReady, spawnMoto } from './moto';
+import { clusterPidFile, findPostgresBinDir, initCluster, startCluster, stopCluster } from './postgres';
+import { livePid, portOpen, stopPid, until } from './processes';
+
+const S = SANDBOX.standby;
+export type StandbyInfra = (typeof S.infra)[number];
+
+/** What the hot standby needs and the machine lacks; empty: `up` builds it. */
+export function standbyMissing(): string[] {
+  const missing: string[] = [];
+  if (!findPostgresBinDir()) missing.push('apt-get install postgresql');
+  if (!findMoto()) missing.push("pip install 'moto[server]'");
+  if (!execFileSync('sh', ['-c', 'command -v rclone || true'], { encoding: 'utf8' }).trim()) missing.push('apt-get install rclone');
+  return missing;
+}
+
+/** Files the worker reads or writes: owned by the person who ran sudo, so their `npm start` need not be root. */
+function giveToSudoUser(file: string): void {
+  if (process.env.SUDO_UID && process.env.SUDO_GID) execFileSync('chown', ['-R', `${process.env.SUDO_UID}:${process.env.SUDO_GID}`, file]);
+}
+
+const pgPidMarker = 'postgres';
+const markerPid = (host: FleetHost) => path.join(markerDir(host), 'server.pid');
+
+async function query(infra: StandbyInfra, database: string, sql: string): Promise<void> {
+  const client = new Client({ host: '127.0.0.1', port: infra.pgPort, user: S.dbUser, database });
+  await client.connect();
+  try {
+    await client.query(sql);
+  } finally {
+    await client.end();
+  }
+}
+
+/** Production's database with data (the release's check wants datasets), an older copy on the standby. */
+async function ensurePostgres(infra: StandbyInfra, production: boolean): Promise<void> {
+  const base = SANDBOX_FILES.postgres(infra.name);
+  mkdirSync(path.dirname(base), { recursive: true, mode: 0o755 });
+  const created = initCluster({ base, port: infra.pgPort, user: S.dbUser });
+  if (!livePid(clusterPidFile(base), pgPidMarker)) startCluster(base);
+  if (!created) return;
+  await query(infra, 'postgres', 'CREATE DATABASE gigadb');
+  await query(
+    infra,
+    'gigadb',
+    production
+      ? "CREATE TABLE datasets (id serial PRIMARY KEY, title text NOT NULL); INSERT INTO datasets (title) SELECT 'dataset ' || g FROM generate_series(1, 500) g"
+      : "CREATE TABLE datasets (id serial PRIMARY KEY, title text NOT NULL); INSERT INTO datasets (title) VALUES ('old')",
+  );
+}
+
+/** The node's release marker and health file, served over HTTP as the release's checks read them. */
+async function ensureMarker(host: FleetHost): Promise<void> {
+  const dir = markerDir(host);
+  execFileSync('install', ['-d', '-o', FLEET_USER, dir]);
+  for (const [file, content] of [['release.txt', 'v1'], ['healthy', 'ok\n']]) {
+    if (existsSync(path.join(dir, file))) continue;
+    writeFileSync(path.join(dir, file), content);
+    execFileSync('chown', [FLEET_USER, path.join(dir, file)]);
+  }
+  if (livePid(markerPid(host), 'http.server')) return;
+  const child = spawn('python3', ['-m', 'http.server', '--bind', host.address, '--directory', dir, String(SANDBOX.appPort)], { detached: true, stdio: 'ignore' });
+  child.unref();
+  writeFileSync(markerPid(host), `${child.pid}\n`);
+  await until(`the release marker on ${host.address}:${SANDBOX.appPort}`, () => portOpen(host.address, SANDBOX.appPort));
+}
+
+const aws = <T>(C: new (o: object) => T, region: string) => new C({ region, endpoint: MOTO_URL, credentials: MOTO_CREDENTIALS });
+
+/** moto's state lives in its memory: a fresh moto gets the bucket, the Elastic IPs and the zone with production's records. */
+async function ensureMoto(): Promise<void> {
+  if (livePid(SANDBOX_FILES.motoPid, 'moto_server')) return;
+  mkdirSync(path.dirname(SANDBOX_FILES.motoPid), { recursive: true, mode: 0o755 });
+  const log = openSync(path.join(path.dirname(SANDBOX_FILES.motoPid), 'moto.log'), 'a');
+  const child = spawnMoto(S.motoPort, { detached: true, stdio: ['ignore', log, log] });
+  closeSync(log);
+  child.unref();
+  writeFileSync(SANDBOX_FILES.motoPid, `${child.pid}\n`);
+  await until(`moto on ${MOTO_URL}`, () => motoReady(MOTO_URL), 60_000);
+  const [production] = S.infra;
+  await aws(S3Client, production.region).send(new CreateBucketCommand({ Bucket: S.bucket, CreateBucketConfiguration: { LocationConstraint: production.region as BucketLocationConstraint } }));
+  const addresses: Record<string, Record<string, string>> = {};
+  for (const infra of S.infra) {
+    addresses[infra.name] = {};
+    for (const record of S.records) {
+      const a = await aws(EC2Client, infra.region).send(new AllocateAddressCommand({ Domain: 'vpc', TagSpecifications: [{ ResourceType: 'elastic-ip', Tags: [{ Key: 'Name', Value: `eip-${record}` }] }] }));
+      addresses[infra.name][record] = a.PublicIp as string;
+    }
+  }
+  const r53 = aws(Route53Client, 'us-east-1');
+  const zone = await r53.send(new CreateHostedZoneCommand({ Name: S.zone, CallerReference: `opsflow-sandbox-${Date.now()}` }));
+  await r53.send(
+    new ChangeResourceRecordSetsCommand({
+      HostedZoneId: zone.HostedZone?.Id,
+      ChangeBatch: { Changes: S.records.map((n) => ({ Action: 'UPSERT', ResourceRecordSet: { Name: `${n}.`, Type: 'A', TTL: 60, ResourceRecords: [{ Value: addresses[production.name][n] }] } })) },
+    }),
+  );
+}
+
+/** The Route53 zone's id in moto (it changes with every fresh moto, so the inventory is rewritten at each `up`). */
+export async function standbyZoneId(): Promise<string> {
+  const res = await aws(Route53Client, 'us-east-1').send(new ListHostedZonesByNameCommand({ DNSName: S.zone }));
+  const zone = res.HostedZones?.find((z) => z.Name === `${S.zone}.`);
+  if (!zone?.Id) throw new Error(`no zone ${S.zone} in moto`);
+  return zone.Id.replace('/hostedzone/', '');
+}
+
+/** A few files in production's store for dataSync to copy; the standby's starts empty. */
+function ensureFiles(): void {
+  const [production, standby] = S.infra.map((i) => SANDBOX_FILES.files(i.name));
+  if (!existsSync(production)) {
+    mkdirSync(path.join(production, 'datasets'), { recursive: true });
+    for (let i = 1; i <= 20; i++) writeFileSync(path.join(production, 'datasets', `dataset${i}.txt`), `dataset ${i}\n`);
+  }
+  mkdirSync(standby, { recursive: true });
+  for (const dir of [production, standby]) giveToSudoUser(dir);
+}
+
+/** The AWS profile `sandbox` with moto's keys: static, and not secret (moto takes any). */
+function writeCredentials(): void {
+  writeFileSync(SANDBOX_FILES.awsCredentials, `[sandbox]\naws_access_key_id = ${MOTO_CREDENTIALS.accessKeyId}\naws_secret_access_key = ${MOTO_CREDENTIALS.secretAccessKey}\n`);
+  chmodSync(SANDBOX_FILES.awsCredentials, 0o600);
+  giveToSudoUser(SANDBOX_FILES.awsCredentials);
+}
+
+/** Starts what of the hot standby does not run (idempotent); `hosts` are its infrastructures' nodes, in S.infra's order. */
+export async function ensureStandby(hosts: FleetHost[]): Promise<void> {
+  for (const [i, infra] of S.infra.entries()) await ensurePostgres(infra, i === 0);
+  for (const host of hosts) await ensureMarker(host);
+  await ensureMoto();
+  ensureFiles();
+  writeCredentials();
+}
+
+/** One line per piece of the hot standby. */
+export function standbyStatus(hosts: FleetHost[]): string[] {
+  return [
+    ...S.infra.map((infra, i) => {
+      const pg = livePid(clusterPidFile(SANDBOX_FILES.postgres(infra.name)), pgPidMarker) ? 'running' : 'stopped';
+      const marker = hosts[i] && livePid(markerPid(hosts[i]), 'http.server') ? 'running' : 'stopped';
+      return `  ${infra.name.padEnd(8)} ssh ${hosts[i]?.address ?? '-'}:${SANDBOX.sshPort}; release marker :${SANDBOX.appPort} ${marker}; PostgreSQL 127.0.0.1:${infra.pgPort} ${pg}`;
+    }),
+    `  moto     ${MOTO_URL} ${livePid(SANDBOX_FILES.motoPid, 'moto_server') ? 'running' : 'stopped'} (S3 ${S.bucket}, Route53 ${S.zone}, Elastic IPs)`,
+  ];
+}
+
+/** Stops the hot standby's processes; returns what it stopped. */
+export async function stopStandby(hosts: FleetHost[]): Promise<string[]> {
+  const stopped: string[] = [];
+  for (const [i, host] of hosts.entries()) {
+    const pid = livePid(markerPid(host), 'http.server');
+    if (pid) {
+      await stopPid(pid);
+      stopped.push(`release marker on ${S.infra[i].name}`);
+    }
+  }
+  for (const infra of S.infra) {
+    const base = SANDBOX_FILES.postgres(infra.name);
+    if (!livePid(clusterPidFile(base), pgPidMarker)) continue;
+    stopCluster(base);
+    stopped.push(`PostgreSQL ${infra.name}`);
+  }
+  const moto = livePid(SANDBOX_FILES.motoPid, 'moto_server');
+  if (moto) {
+    await stopPid(moto);
+    stopped.push('moto');
+  }
+  return stopped;
+}
+
+export function standbyPidFiles(hosts: FleetHost[]): string[] {
+  return [SANDBOX_FILES.motoPid, ...S.infra.map((i) => clusterPidFile(SANDBOX_FILES.postgres(i.name))), ...hosts.map(markerPid)];
+}
