@@ -1,14 +1,17 @@
 // The README's ten-minute tour, run as written: its `npx opsflow` commands in order against a dev server with its
 // Web UI and a worker on the sandbox's inventory — `sandbox up`, the blue/green deploy of examples/sandbox/ under
 // steady traffic through the sandbox's HAProxy, its promote gate approved, the broken release rolled back, a
-// rolling upgrade — with the screenshot script run while the deploy waits at its gate; then `sandbox down` leaves
-// no process behind. The sandbox lives in its own directory here (OPSFLOW_SANDBOX_DIR), fresh for the test.
+// rolling upgrade, the hot-standby release through its DNS swap — with the screenshot script run while the deploy
+// waits at its gate; then `sandbox down` leaves no process behind (PostgreSQL and moto included). The sandbox
+// lives in its own directory here (OPSFLOW_SANDBOX_DIR), fresh for the test.
 import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readlinkSync, rmSync, statSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { DescribeAddressesCommand, EC2Client } from '@aws-sdk/client-ec2';
+import { ListHostedZonesByNameCommand, ListResourceRecordSetsCommand, Route53Client } from '@aws-sdk/client-route-53';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDevServer } from '../src/temporal/devServer';
@@ -17,7 +20,7 @@ import { freePort, ROOT, runOpsflow, startWorker, unique } from './support/harne
 
 const SANDBOX_DIR = mkdtempSync(path.join(tmpdir(), 'opsflow-sandbox-'));
 // The sandbox's modules read OPSFLOW_SANDBOX_DIR when they load: imported in beforeAll, once it is set.
-let sb: typeof import('../src/sandbox/layout') & typeof import('../src/sandbox/sandbox') & typeof import('../src/sandbox/fleet');
+let sb: typeof import('../src/sandbox/layout') & typeof import('../src/sandbox/sandbox') & typeof import('../src/sandbox/fleet') & typeof import('../src/sandbox/standby');
 type CliResult = Awaited<ReturnType<typeof runOpsflow>>;
 
 /** The `npx opsflow` lines of the README's tour block (`sudo` dropped: the suite runs as root), and its curl URL. */
@@ -32,7 +35,7 @@ function tour(): { commands: string[][]; curl: string } {
   };
 }
 
-const live = () => sb.readFleet(sb.SANDBOX_FILES.fleet).hosts.map((h) => path.basename(readlinkSync(path.join(sb.webDir(h), 'current'))));
+const live = () => sb.webHosts(sb.readFleet(sb.SANDBOX_FILES.fleet).hosts).map((h) => path.basename(readlinkSync(path.join(sb.webDir(h), 'current'))));
 
 function portOpen(host: string, port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -42,8 +45,25 @@ function portOpen(host: string, port: number): Promise<boolean> {
   });
 }
 
+const aws = <T>(C: new (o: object) => T, endpoint: string, region: string) => new C({ region, endpoint, credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' } });
+
+/** Each A record of the sandbox's zone and its address, by name. */
+async function zoneRecords(endpoint: string): Promise<Record<string, string>> {
+  const r53 = aws(Route53Client, endpoint, 'us-east-1');
+  const zone = (await r53.send(new ListHostedZonesByNameCommand({ DNSName: 'gigadb.sandbox' }))).HostedZones?.[0]?.Id;
+  const sets = (await r53.send(new ListResourceRecordSetsCommand({ HostedZoneId: zone }))).ResourceRecordSets ?? [];
+  return Object.fromEntries(sets.filter((r) => r.Type === 'A').map((r) => [(r.Name ?? '').replace(/\.$/, ''), r.ResourceRecords?.[0]?.Value ?? '']));
+}
+
+/** The region's Elastic IPs by the record their Name tag is for (`eip-<record>`). */
+async function elasticIps(endpoint: string, region: string): Promise<Record<string, string>> {
+  const res = await aws(EC2Client, endpoint, region).send(new DescribeAddressesCommand({}));
+  return Object.fromEntries((res.Addresses ?? []).map((a) => [(a.Tags?.find((t) => t.Key === 'Name')?.Value ?? '').replace(/^eip-/, ''), a.PublicIp ?? '']));
+}
+
 function alive(pidFile: string): boolean {
-  const pid = existsSync(pidFile) ? readFileSync(pidFile, 'utf8').trim() : '';
+  // The first line: PostgreSQL's postmaster.pid has more.
+  const pid = existsSync(pidFile) ? readFileSync(pidFile, 'utf8').split('\n')[0].trim() : '';
   if (!pid) return false;
   try {
     return !readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].startsWith('Z');
@@ -59,7 +79,7 @@ const queue = unique('sandbox');
 
 beforeAll(async () => {
   process.env.OPSFLOW_SANDBOX_DIR = SANDBOX_DIR;
-  sb = { ...(await import('../src/sandbox/layout')), ...(await import('../src/sandbox/sandbox')), ...(await import('../src/sandbox/fleet')) };
+  sb = { ...(await import('../src/sandbox/layout')), ...(await import('../src/sandbox/sandbox')), ...(await import('../src/sandbox/fleet')), ...(await import('../src/sandbox/standby')) };
   server = await startDevServer({ uiPort: await freePort() });
   env = await TestWorkflowEnvironment.createFromExistingServer({ address: server.address });
 }, 120_000);
@@ -84,14 +104,15 @@ describe('the ten-minute tour on the sandbox', () => {
     expect(existsSync(path.join(SANDBOX_DIR, 'none'))).toBe(false);
   }, 60_000);
 
-  it("runs the README's commands: a deploy approved at its gate with 0 failed requests, a broken release rolled back, a rolling upgrade; then down stops everything", async () => {
-    const { GIT_URL, LB_URL, SANDBOX, SANDBOX_FILES, readFleet, sandboxPidFiles } = sb;
+  it("runs the README's commands: a deploy approved at its gate with 0 failed requests, a broken release rolled back, a rolling upgrade, a hot-standby release through its DNS swap; then down stops everything", async () => {
+    const { GIT_URL, LB_URL, MOTO_URL, SANDBOX, SANDBOX_FILES, readFleet, sandboxPidFiles } = sb;
+    expect(sb.standbyMissing(), 'the suite installs PostgreSQL, moto and rclone').toEqual([]);
     const { commands, curl } = tour();
     expect(commands[0]).toEqual(['sandbox', 'up']);
     expect(curl).toBe(LB_URL);
     // As `sudo` runs it: the nodes' client key goes to the person who ran sudo (nobody, here).
     const asSudo = { SUDO_UID: '65534', SUDO_GID: '65534' };
-    const cli = (args: string[]): Promise<CliResult> => runOpsflow(args, { env: { TEMPORAL_ADDRESS: server.address, OPSFLOW_TASK_QUEUE: queue, OPSFLOW_USER: 'alice', ...asSudo } });
+    const cli = (args: string[]): Promise<CliResult> => runOpsflow(args, { env: { TEMPORAL_ADDRESS: server.address, OPSFLOW_TASK_QUEUE: queue, OPSFLOW_USER: 'alice', OPSFLOW_INVENTORY: SANDBOX_FILES.inventory, ...asSudo } });
     const shots = mkdtempSync(path.join(tmpdir(), 'opsflow-shots-'));
     const ran: { args: string[]; result: CliResult }[] = [];
     let load: ReturnType<typeof startLoad> | undefined;
@@ -126,6 +147,11 @@ describe('the ten-minute tour on the sandbox', () => {
           timeout: 180_000,
         });
       }
+      if (verb === 'watch' && ran.at(-2)?.args[0] === 'approve' && ran.some((r) => r.args.includes('examples/sandbox/hotStandbyRelease.json') && r.result.stdout.includes(id))) {
+        // Through the swap: every record of the zone at eu's Elastic IPs (as moto allocated them), read from Route53.
+        expect(result.stdout).toContain('state succeeded');
+        expect(await zoneRecords(MOTO_URL)).toEqual(await elasticIps(MOTO_URL, 'eu-west-3'));
+      }
       if (broken) {
         expect(result.stdout).toContain('web1 is not healthy');
         expect(result.stdout).toMatch(/undo: roll web1 back to v2.*compensated/);
@@ -144,8 +170,16 @@ describe('the ten-minute tour on the sandbox', () => {
       expect.stringMatching(/^watch /),
       expect.stringMatching(/^approve /),
       expect.stringMatching(/^watch /),
+      'schedule apply',
+      'start hotStandbyRelease',
+      expect.stringMatching(/^watch /),
+      expect.stringMatching(/^approve /),
+      expect.stringMatching(/^watch /),
+      'roles gigadb',
       'sandbox down',
     ]);
+    expect(ran[13].result.stdout).toContain('WAITING at gate "validation"');
+    expect(ran[16].result.stdout).toMatch(/production\s+eu\s+eu-west-3\s+v2/);
     expect(ran[0].result.stdout).toContain(`web3     ssh 127.0.20.3:${SANDBOX.sshPort} running; app :${SANDBOX.appPort} running v1; HAProxy: UP`);
     expect(ran[0].result.stdout).toContain(GIT_URL);
 
@@ -169,7 +203,10 @@ describe('the ten-minute tour on the sandbox', () => {
       ['127.0.0.1', SANDBOX.lbPort],
       ['127.0.0.1', SANDBOX.gitPort],
       ...readFleet(SANDBOX_FILES.fleet).hosts.flatMap((h): [string, number][] => [[h.address, SANDBOX.sshPort], [h.address, SANDBOX.appPort]]),
+      ...SANDBOX.standby.infra.map((i): [string, number] => ['127.0.0.1', i.pgPort]),
+      ['127.0.0.1', SANDBOX.standby.motoPort],
     ];
+    expect(readFleet(SANDBOX_FILES.fleet).hosts).toHaveLength(5);
     for (const [host, port] of endpoints) expect(await portOpen(host, port), `${host}:${port}`).toBe(false);
 
     // `up` again brings it back as it was: the release the tour left live, behind HAProxy; `status` says so.

@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 
 export function registerSandboxCommands(program: Command): void {
   const sandbox = () => import('../sandbox/sandbox');
-  const cmd = program.command('sandbox').description('three web nodes, HAProxy and the demo app on loopback, to try the runbooks on (see the README tour)');
+  const cmd = program.command('sandbox').description('web nodes, HAProxy, the demo app and a hot standby on loopback, to try the runbooks on (see the README tour)');
   cmd
     .command('up')
     .description('start the sandbox (idempotent; as root) and write sandbox/inventory.yaml and examples/sandbox/')

@@ -1,6 +1,7 @@
 // `opsflow sandbox up|down|status`: a small world on loopback to try every runbook on — three web nodes as sshd
 // hosts (the test fleet's script, on 127.0.20.x), HAProxy in front of them, the demo web app with a good and a broken
-// release in a git repository served by `git daemon`, and the inventory and inputs that point at them.
+// release in a git repository served by `git daemon`, the hot standby when its packages are there (./standby.ts),
+// and the inventory and inputs that point at them.
 // Everything it starts is a daemon with a pid file under sandbox/, so `down` can stop exactly that and nothing else.
 import { execFileSync } from 'node:child_process';
 import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';

@@ -118,15 +118,15 @@ export async function standbyZoneId(): Promise<string> {
   return zone.Id.replace('/hostedzone/', '');
 }
 
-/** A few files in production's store for dataSync to copy; the standby's starts empty. */
+/** Files for dataSync to copy: production's store has 20, the standby's the first 15 (last night's sync). */
 function ensureFiles(): void {
-  const [production, standby] = S.infra.map((i) => SANDBOX_FILES.files(i.name));
-  if (!existsSync(production)) {
-    mkdirSync(path.join(production, 'datasets'), { recursive: true });
-    for (let i = 1; i <= 20; i++) writeFileSync(path.join(production, 'datasets', `dataset${i}.txt`), `dataset ${i}\n`);
+  for (const [i, infra] of S.infra.entries()) {
+    const store = SANDBOX_FILES.files(infra.name);
+    if (existsSync(store)) continue;
+    mkdirSync(path.join(store, 'datasets'), { recursive: true });
+    for (let n = 1; n <= (i === 0 ? 20 : 15); n++) writeFileSync(path.join(store, 'datasets', `dataset${n}.txt`), `dataset ${n}\n`);
+    giveToSudoUser(store);
   }
-  mkdirSync(standby, { recursive: true });
-  for (const dir of [production, standby]) giveToSudoUser(dir);
 }
 
 /** The AWS profile `sandbox` with moto's keys: static, and not secret (moto takes any). */
