@@ -5,7 +5,7 @@
 // waits at its gate; then `sandbox down` leaves no process behind (PostgreSQL and moto included). The sandbox
 // lives in its own directory here (OPSFLOW_SANDBOX_DIR), fresh for the test.
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readlinkSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -214,7 +214,18 @@ describe('the ten-minute tour on the sandbox', () => {
     expect(await (await fetch(LB_URL)).text()).toBe('v2');
     const status = await cli(['sandbox', 'status']);
     for (const node of SANDBOX.nodes) expect(status.stdout).toMatch(new RegExp(`${node} .* running; app :${SANDBOX.appPort} running v2; HAProxy: UP`));
+    expect(status.stdout).toMatch(/moto +http:\/\/127.0.0.1:5480 running/);
+
+    // The hot standby's other inputs, as they are: a backup, its restore on the standby, the nightly sync, pruning.
+    // eu is production since the release: the sync copies its 15 files over hk's 20.
+    for (const workflow of ['backupDatabase', 'restoreDatabase', 'dataSync', 'pruneBackups']) {
+      const started = await cli(['start', workflow, '--input', `examples/sandbox/${workflow}.json`]);
+      const watched = await cli(['watch', started.stdout.match(/^started \S+ (\S+)/m)?.[1] ?? '']);
+      expect(watched.stdout, `${workflow}:\n${started.stderr}${watched.stdout}${watched.stderr}`).toContain('state succeeded');
+    }
+    expect(readdirSync(path.join(SANDBOX_FILES.files('hk'), 'datasets')).sort()).toEqual(readdirSync(path.join(SANDBOX_FILES.files('eu'), 'datasets')).sort());
+    expect(readdirSync(path.join(SANDBOX_FILES.files('hk'), 'datasets'))).toHaveLength(15);
     expect((await cli(['sandbox', 'down'])).code).toBe(0);
     for (const file of sandboxPidFiles()) expect(alive(file), file).toBe(false);
-  }, 420_000);
+  }, 600_000);
 });

@@ -20,7 +20,7 @@ export const HOSTS = 10;
 const phaseLimitMs = (runs: number) => Math.max(1, runs / 1000) * 10 * 60_000;
 /** Runs approved one at a time before the bulk approve, among the first parked: with more runs than the cache holds, evicted ones. */
 const EVICTED_SAMPLE = 10;
-/** --quick's sizes stay under the worker's default cache, so it runs with this cap to show eviction at all. */
+/** --quick's sizes are about the worker's default cache, so it runs with this cap to show eviction at all. */
 const QUICK_CACHE = 50;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
