@@ -1,10 +1,11 @@
 // Whether dist/ holds JavaScript compiled from the sources as they are now. scripts/setup.sh removes the stamp
-// before it runs tsc and writes it, dated from before tsc started, once tsc has succeeded; so a source, tsconfig
-// or example edited since (or during) the build, or a file added to or removed from src/, makes dist/ out of date.
+// before it runs tsc and writes it, dated from before tsc started, once tsc and the bundler have succeeded; so a
+// source, tsconfig or example edited since (or during) the build, a file added to or removed from src/, or a
+// dependency installed or upgraded (the bundle holds the packages' code) makes dist/ out of date.
 const fs = require('node:fs');
 const path = require('node:path');
 
-const INPUTS = ['src', 'examples', 'tsconfig.json', 'tsconfig.build.json'];
+const INPUTS = ['src', 'examples', 'tsconfig.json', 'tsconfig.build.json', 'package-lock.json', 'scripts/bundle-cli.js'];
 
 /** True when `p`, or anything under it (a directory's own time changes when entries come or go), is not older than `t`. */
 function changedSince(p, t) {

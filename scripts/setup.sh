@@ -22,17 +22,18 @@ if command -v go >/dev/null; then
 fi
 
 # The CLI as JavaScript (bin/opsflow.js runs dist/ when bin/built.js finds it current, else the sources through
-# tsx): compiled only when a source changed since the last build, incrementally. The stamp goes first and comes
-# back, dated from before tsc started, only after a clean build: until then the CLI runs the sources.
+# tsx): compiled only when a source changed since the last build, incrementally, then bundled into one file
+# (scripts/bundle-cli.js) whose V8 code cache the first command writes. The stamp goes first and comes back, dated
+# from before tsc started, only after a clean build: until then the CLI runs the sources.
 if ! node -e "process.exit(require('./bin/built').distCurrent() ? 0 : 1)"; then
-  say "compiling the CLI to dist/ (tsc -p tsconfig.build.json)"
+  say "compiling the CLI to dist/ (tsc -p tsconfig.build.json, then esbuild)"
   mkdir -p dist
-  rm -f dist/.built
+  rm -f dist/.built dist/src/cli/main.bundle.js.cache
   touch dist/.building
-  if npx tsc -p tsconfig.build.json; then
+  if npx tsc -p tsconfig.build.json && node scripts/bundle-cli.js; then
     mv dist/.building dist/.built
   else
-    say "tsc found errors (above): the CLI runs from the TypeScript sources through tsx until they are fixed"
+    say "the build failed (above): the CLI runs from the TypeScript sources through tsx until it is fixed"
   fi
 fi
 

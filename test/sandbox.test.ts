@@ -13,6 +13,7 @@ import { promisify } from 'node:util';
 import { DescribeAddressesCommand, EC2Client } from '@aws-sdk/client-ec2';
 import { ListHostedZonesByNameCommand, ListResourceRecordSetsCommand, Route53Client } from '@aws-sdk/client-route-53';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { Client } from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDevServer } from '../src/temporal/devServer';
 import { startLoad } from './support/haproxy';
@@ -103,6 +104,14 @@ describe('the ten-minute tour on the sandbox', () => {
     expect(result.stderr).toContain('sudo npx opsflow sandbox up');
     expect(existsSync(path.join(SANDBOX_DIR, 'none'))).toBe(false);
   }, 60_000);
+
+  it('without moto_server and rclone, `sandbox up` leaves the hot standby out and says what to install', () => {
+    const missing = sb.standbyMissing('/nonexistent');
+    expect(missing).toEqual(["pip install 'moto[server]'", 'apt-get install rclone']);
+    expect(sb.standbyNote(missing)).toBe(
+      "left out: the hot standby and data sync (hotStandbyRelease, dataSync, backupDatabase, restoreDatabase, pruneBackups, safeMigration); for them: pip install 'moto[server]'; apt-get install rclone, then up again",
+    );
+  });
 
   it("runs the README's commands: a deploy approved at its gate with 0 failed requests, a broken release rolled back, a rolling upgrade, a hot-standby release through its DNS swap; then down stops everything", async () => {
     const { GIT_URL, LB_URL, MOTO_URL, SANDBOX, SANDBOX_FILES, readFleet, sandboxPidFiles } = sb;
@@ -205,6 +214,7 @@ describe('the ten-minute tour on the sandbox', () => {
       ...readFleet(SANDBOX_FILES.fleet).hosts.flatMap((h): [string, number][] => [[h.address, SANDBOX.sshPort], [h.address, SANDBOX.appPort]]),
       ...SANDBOX.standby.infra.map((i): [string, number] => ['127.0.0.1', i.pgPort]),
       ['127.0.0.1', SANDBOX.standby.motoPort],
+      ['127.0.20.4', SANDBOX.standby.notesPort],
     ];
     expect(readFleet(SANDBOX_FILES.fleet).hosts).toHaveLength(5);
     for (const [host, port] of endpoints) expect(await portOpen(host, port), `${host}:${port}`).toBe(false);
@@ -216,15 +226,21 @@ describe('the ten-minute tour on the sandbox', () => {
     for (const node of SANDBOX.nodes) expect(status.stdout).toMatch(new RegExp(`${node} .* running; app :${SANDBOX.appPort} running v2; HAProxy: UP`));
     expect(status.stdout).toMatch(/moto +http:\/\/127.0.0.1:5480 running/);
 
-    // The hot standby's other inputs, as they are: a backup, its restore on the standby, the nightly sync, pruning.
-    // eu is production since the release: the sync copies its 15 files over hk's 20.
-    for (const workflow of ['backupDatabase', 'restoreDatabase', 'dataSync', 'pruneBackups']) {
+    // The hot standby's other inputs, as they are: a backup, its restore on the standby, the nightly sync, pruning,
+    // and the notes application's migration. eu is production since the release: the sync copies its 15 files
+    // over hk's 20.
+    for (const workflow of ['backupDatabase', 'restoreDatabase', 'dataSync', 'pruneBackups', 'safeMigration']) {
       const started = await cli(['start', workflow, '--input', `examples/sandbox/${workflow}.json`]);
       const watched = await cli(['watch', started.stdout.match(/^started \S+ (\S+)/m)?.[1] ?? '']);
       expect(watched.stdout, `${workflow}:\n${started.stderr}${watched.stdout}${watched.stderr}`).toContain('state succeeded');
     }
     expect(readdirSync(path.join(SANDBOX_FILES.files('hk'), 'datasets')).sort()).toEqual(readdirSync(path.join(SANDBOX_FILES.files('eu'), 'datasets')).sort());
     expect(readdirSync(path.join(SANDBOX_FILES.files('hk'), 'datasets'))).toHaveLength(15);
+    const notes = new Client({ host: '127.0.0.1', port: SANDBOX.standby.infra[0].pgPort, user: SANDBOX.standby.dbUser, database: 'notes' });
+    await notes.connect();
+    const columns = (await notes.query("SELECT column_name FROM information_schema.columns WHERE table_name = 'notes' ORDER BY ordinal_position")).rows.map((r) => r.column_name);
+    await notes.end();
+    expect(columns).toEqual(['id', 'body', 'author']);
     expect((await cli(['sandbox', 'down'])).code).toBe(0);
     for (const file of sandboxPidFiles()) expect(alive(file), file).toBe(false);
   }, 600_000);

@@ -302,9 +302,12 @@ describe('the Web UI with encrypted payloads', () => {
     const history = await s.env.client.workflow.getHandle(id).fetchHistory();
     const payloads = payloadsIn(history);
     expect(payloads.length).toBeGreaterThan(5);
-    // The one clear-text payload allowed is a patch marker's (`patched('signed-gates')`): the SDK's core writes it,
-    // not the data converter, and it holds only the patch id.
-    expect(payloads.filter((p) => p.encoding !== ENCODING && !/markerRecordedEventAttributes\.details\.patch-data\./.test(p.at))).toEqual([]);
+    // The clear-text payloads allowed are the ones the SDK's core writes itself, not the data converter: a patch
+    // marker's patch id (`patched('signed-gates')`) and a local activity marker's bookkeeping (its type, id, attempt
+    // and times). The local activity's result, beside it, is encrypted.
+    const coreWritten = /markerRecordedEventAttributes\.details\.(patch-data|data)\./;
+    expect(payloads.filter((p) => p.encoding !== ENCODING && !coreWritten.test(p.at))).toEqual([]);
+    expect(payloads.filter((p) => /markerRecordedEventAttributes\.details\.result\./.test(p.at)).map((p) => p.encoding)).toContain(ENCODING);
     expect(clearText(history)).not.toContain(marker);
 
     await untilShown(s.browser.page, runUrl(s.ui, id), 'the UI to show the run completed', () => showsState(s.browser.page, 'Completed'));

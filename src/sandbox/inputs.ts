@@ -4,8 +4,8 @@
 import path from 'node:path';
 import { stringify } from 'yaml';
 import type { Fleet, FleetHost } from './fleet';
-import { WEBAPP_DIR } from './paths';
-import { GIT_URL, markerDir, MOTO_URL, SANDBOX, SANDBOX_FILES, standbyHosts, webHosts } from './layout';
+import { DATAAPP_DIR, WEBAPP_DIR } from './paths';
+import { GIT_URL, markerDir, MOTO_URL, notesDir, notesRestart, SANDBOX, SANDBOX_FILES, standbyHosts, webHosts } from './layout';
 
 /** The hot standby's part of the inventory: an environment per infrastructure, and system gigadb. */
 function standbyInventory(hosts: FleetHost[], zoneId: string) {
@@ -28,9 +28,13 @@ function standbyInventory(hosts: FleetHost[], zoneId: string) {
     environments: Object.fromEntries(S.infra.map((inf, i) => [inf.name, { hosts: { web: { address: host(i).address } } }])),
     aws: Object.fromEntries(S.infra.map((inf) => [inf.account, { region: inf.region, endpoint: MOTO_URL, profile: 'sandbox', credentialsFile: SANDBOX_FILES.awsCredentials }])),
     // Trust on loopback: the sandbox's clusters have no password to hand around.
-    databases: Object.fromEntries(
-      S.infra.map((inf) => [`db-${inf.name}`, { host: '127.0.0.1', port: inf.pgPort, database: 'gigadb', user: S.dbUser, checks: [{ name: 'datasets', sql: 'SELECT count(*) > 0 FROM datasets', expect: 't' }] }]),
-    ),
+    databases: {
+      ...Object.fromEntries(
+        S.infra.map((inf) => [`db-${inf.name}`, { host: '127.0.0.1', port: inf.pgPort, database: 'gigadb', user: S.dbUser, checks: [{ name: 'datasets', sql: 'SELECT count(*) > 0 FROM datasets', expect: 't' }] }]),
+      ),
+      'db-notes': { host: '127.0.0.1', port: S.infra[0].pgPort, database: 'notes', user: S.dbUser, checks: [{ name: 'has-notes', sql: 'SELECT count(*) > 0 FROM notes', expect: 't' }] },
+    },
+    applications: { notes: notesApplication(host(0)) },
     systems: {
       [S.system]: {
         timezone: 'UTC',
@@ -41,6 +45,19 @@ function standbyInventory(hosts: FleetHost[], zoneId: string) {
         schedules: { files: '0 2 * * *', database: '30 2 * * *' },
       },
     },
+  };
+}
+
+/** safeMigration's application: the notes app on hk's node (its read-only flag, restart and check). */
+function notesApplication(host: FleetHost) {
+  const flag = path.join(notesDir(host), 'READONLY');
+  const on = (command: string[]) => ({ host: 'web', command });
+  return {
+    environment: SANDBOX.standby.infra[0].name,
+    database: 'db-notes',
+    readOnly: { on: on(['touch', flag]), off: on(['rm', '-f', flag]) },
+    restart: [on(notesRestart(host))],
+    check: on(['python3', path.join(DATAAPP_DIR, 'app.py'), 'check', `http://${host.address}:${SANDBOX.standby.notesPort}`, 'notes', 'notes']),
   };
 }
 
@@ -87,6 +104,11 @@ function standbyExamples(): Record<string, unknown> {
     'backupDatabase.json': { system, manual: true, key },
     'restoreDatabase.json': { system, key },
     'pruneBackups.json': { system },
+    'safeMigration.json': {
+      application: 'notes',
+      migration: { id: 'author', commands: [['psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-c', 'ALTER TABLE notes ADD COLUMN author text']] },
+      backupDir: '/tmp',
+    },
   };
 }
 

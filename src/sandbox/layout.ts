@@ -1,7 +1,7 @@
 // Where the sandbox's pieces live: its directory, addresses, ports and releases.
 import path from 'node:path';
 import type { FleetHost } from './fleet';
-import { PROJECT_ROOT } from './paths';
+import { DATAAPP_DIR, PROJECT_ROOT } from './paths';
 import type { ReleaseSpec } from './releaseRepo';
 
 /** Ports and addresses chosen clear of the test suite (127.0.10.x, 8080), `npm start` (7233, 8233) and a Temporal cluster (7333, 8333). */
@@ -33,6 +33,8 @@ export const SANDBOX = {
     records: ['gigadb.sandbox', 'files.gigadb.sandbox'],
     bucket: 'gigadb-backups',
     dbUser: 'opsflow',
+    /** safeMigration's application `notes`: the demo data app on hk's node, on database `notes` of hk's cluster. */
+    notesPort: 8481,
   },
 };
 
@@ -59,6 +61,10 @@ export const webHosts = (hosts: FleetHost[]) => hosts.slice(0, SANDBOX.nodes.len
 export const standbyHosts = (hosts: FleetHost[]) => hosts.slice(SANDBOX.nodes.length, SANDBOX.nodes.length + SANDBOX.standby.infra.length);
 /** An infrastructure node's directory served on appPort: release.txt (what the deploy wrote) and healthy. */
 export const markerDir = (host: FleetHost) => path.join(host.dir, 'root', 'gigadb');
+/** The notes application's directory on its node: config.json, its pid file and log, its read-only flag. */
+export const notesDir = (host: FleetHost) => path.join(host.dir, 'root', 'notes');
+/** The notes application's restart command: `up` starts it so, and the inventory gives it to safeMigration. */
+export const notesRestart = (host: FleetHost) => ['sh', path.join(DATAAPP_DIR, 'ctl.sh'), notesDir(host), host.address, String(SANDBOX.standby.notesPort)];
 export const GIT_URL = `git://127.0.0.1:${SANDBOX.gitPort}/app.git`;
 export const LB_URL = `http://127.0.0.1:${SANDBOX.lbPort}/`;
 

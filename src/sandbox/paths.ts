@@ -15,3 +15,10 @@ export const PROJECT_ROOT = projectRoot(__dirname);
 export const FLEET_SCRIPT = path.join(PROJECT_ROOT, 'test/fleet/fleet.sh');
 /** The demo web service: app.py (one release) and ctl.sh (its restart command). */
 export const WEBAPP_DIR = path.join(PROJECT_ROOT, 'test/support/webapp');
+/** The demo data application: app.py (a service on a database or a memcached pool, and its check) and ctl.sh (its restart). */
+export const DATAAPP_DIR = path.join(PROJECT_ROOT, 'test/support/dataapp');
+
+/** The program's path on PATH (or the given search path), as `command -v` finds it; undefined when absent. */
+export function findOnPath(bin: string, searchPath = process.env.PATH ?? ''): string | undefined {
+  return searchPath.split(path.delimiter).filter(Boolean).map((dir) => path.join(dir, bin)).find((file) => existsSync(file));
+}

@@ -14,7 +14,7 @@ import { sandboxExamples, sandboxInventory } from './inputs';
 import { PROJECT_ROOT, WEBAPP_DIR } from './paths';
 import { buildReleaseRepo, gitDaemonArgs } from './releaseRepo';
 import { livePid, portOpen, SandboxError, stopPid, until } from './processes';
-import { ensureStandby, standbyMissing, standbyPidFiles, standbyStatus, standbyZoneId, stopStandby } from './standby';
+import { ensureStandby, standbyMissing, standbyNote, standbyPidFiles, standbyStatus, standbyZoneId, stopStandby } from './standby';
 
 export { SandboxError };
 
@@ -118,10 +118,7 @@ export async function sandboxUp(): Promise<string> {
   await until('HAProxy to see every node UP', async () => Object.values(await backendServers(SANDBOX_FILES.haproxySocket, SANDBOX.backend)).every((s) => s === 'UP'));
   if (!standbyNeeds.length) await ensureStandby(standbyHosts(fleet.hosts));
   const inputs = writeInputs(fleet, standbyNeeds.length ? undefined : { zoneId: await standbyZoneId() });
-  const standbyNote = standbyNeeds.length
-    ? `\nleft out: the hot standby and data sync (hotStandbyRelease, dataSync, backupDatabase, restoreDatabase, pruneBackups); for them: ${standbyNeeds.join('; ')}, then up again`
-    : '\nhot standby: run `npx opsflow schedule apply` once, then: npx opsflow start hotStandbyRelease --input examples/sandbox/hotStandbyRelease.json';
-  return `sandbox up\n${await sandboxStatus()}\n\ninputs: ${inputs.join(', ')}\nnext: npx opsflow start blueGreenDeploy --input examples/sandbox/blueGreenDeploy.json${standbyNote}`;
+  return `sandbox up\n${await sandboxStatus()}\n\ninputs: ${inputs.join(', ')}\nnext: npx opsflow start blueGreenDeploy --input examples/sandbox/blueGreenDeploy.json\n${standbyNote(standbyNeeds)}`;
 }
 
 /** One line per piece: what it is, where, and whether it runs. */

@@ -1,7 +1,8 @@
 // The sandbox's hot standby, when PostgreSQL, moto_server and rclone are installed: system `gigadb` on two
 // infrastructures `hk` and `eu`, each an sshd node serving its release marker, a PostgreSQL cluster (production's
 // with data) and a file store; moto for the backups' S3 bucket, the Elastic IPs and the Route53 zone whose records
-// the release swaps. Everything runs as a daemon with a pid file under sandbox/, as the rest of the sandbox does.
+// the release swaps; and safeMigration's application `notes` on hk's node and cluster. Everything runs as a
+// daemon with a pid file under sandbox/, as the rest of the sandbox does.
 import { execFileSync, spawn } from 'node:child_process';
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -10,21 +11,29 @@ import { ChangeResourceRecordSetsCommand, CreateHostedZoneCommand, ListHostedZon
 import { CreateBucketCommand, S3Client, type BucketLocationConstraint } from '@aws-sdk/client-s3';
 import { Client } from 'pg';
 import { FLEET_USER, type FleetHost } from './fleet';
-import { markerDir, MOTO_URL, SANDBOX, SANDBOX_FILES } from './layout';
-import { findMoto, MOTO_CREDENTIALS, motoReady, spawnMoto } from './moto';
+import { markerDir, MOTO_URL, notesDir, notesRestart, SANDBOX, SANDBOX_FILES } from './layout';
+import { MOTO_CREDENTIALS, motoReady, spawnMoto } from './moto';
+import { findOnPath } from './paths';
 import { clusterPidFile, findPostgresBinDir, initCluster, startCluster, stopCluster } from './postgres';
 import { livePid, portOpen, stopPid, until } from './processes';
 
 const S = SANDBOX.standby;
 export type StandbyInfra = (typeof S.infra)[number];
 
-/** What the hot standby needs and the machine lacks; empty: `up` builds it. */
-export function standbyMissing(): string[] {
+/** What the hot standby needs and the machine lacks (programs looked up on `searchPath`); empty: `up` builds it. */
+export function standbyMissing(searchPath?: string): string[] {
   const missing: string[] = [];
   if (!findPostgresBinDir()) missing.push('apt-get install postgresql');
-  if (!findMoto()) missing.push("pip install 'moto[server]'");
-  if (!execFileSync('sh', ['-c', 'command -v rclone || true'], { encoding: 'utf8' }).trim()) missing.push('apt-get install rclone');
+  if (!findOnPath('moto_server', searchPath)) missing.push("pip install 'moto[server]'");
+  if (!findOnPath('rclone', searchPath)) missing.push('apt-get install rclone');
   return missing;
+}
+
+/** What `up` says about the hot standby: how to run it, or what to install for it. */
+export function standbyNote(missing: string[]): string {
+  return missing.length
+    ? `left out: the hot standby and data sync (hotStandbyRelease, dataSync, backupDatabase, restoreDatabase, pruneBackups, safeMigration); for them: ${missing.join('; ')}, then up again`
+    : 'hot standby: run `npx opsflow schedule apply` once, then: npx opsflow start hotStandbyRelease --input examples/sandbox/hotStandbyRelease.json';
 }
 
 /** Files the worker reads or writes: owned by the person who ran sudo, so their `npm start` need not be root. */
@@ -35,11 +44,11 @@ function giveToSudoUser(file: string): void {
 const pgPidMarker = 'postgres';
 const markerPid = (host: FleetHost) => path.join(markerDir(host), 'server.pid');
 
-async function query(infra: StandbyInfra, database: string, sql: string): Promise<void> {
+async function query(infra: StandbyInfra, database: string, sql: string): Promise<unknown[]> {
   const client = new Client({ host: '127.0.0.1', port: infra.pgPort, user: S.dbUser, database });
   await client.connect();
   try {
-    await client.query(sql);
+    return (await client.query(sql)).rows;
   } finally {
     await client.end();
   }
@@ -76,6 +85,31 @@ async function ensureMarker(host: FleetHost): Promise<void> {
   child.unref();
   writeFileSync(markerPid(host), `${child.pid}\n`);
   await until(`the release marker on ${host.address}:${SANDBOX.appPort}`, () => portOpen(host.address, SANDBOX.appPort));
+}
+
+const notesPid = (host: FleetHost) => path.join(notesDir(host), 'app.pid');
+
+/**
+ * safeMigration's application: database `notes` on production's cluster (50 notes), and the demo data app on
+ * its node, reading it and refusing writes while its READONLY flag exists.
+ */
+async function ensureNotes(host: FleetHost): Promise<void> {
+  const [production] = S.infra;
+  if (!(await query(production, 'postgres', "SELECT 1 FROM pg_database WHERE datname = 'notes'")).length) {
+    await query(production, 'postgres', 'CREATE DATABASE notes');
+    await query(production, 'notes', "CREATE TABLE notes (id serial PRIMARY KEY, body text NOT NULL); INSERT INTO notes (body) SELECT 'note ' || g FROM generate_series(1, 50) g");
+  }
+  const dir = notesDir(host);
+  execFileSync('install', ['-d', '-o', FLEET_USER, dir]);
+  // The app reads a password file; the cluster trusts loopback, so it is empty.
+  const config = { database: { host: '127.0.0.1', port: production.pgPort, user: S.dbUser, name: 'notes', passwordFile: path.join(dir, 'pw') }, readOnlyFlag: path.join(dir, 'READONLY') };
+  for (const [file, content] of [['pw', ''], ['config.json', `${JSON.stringify(config)}\n`]]) {
+    if (existsSync(path.join(dir, file))) continue;
+    writeFileSync(path.join(dir, file), content, { mode: 0o600 });
+    execFileSync('chown', [FLEET_USER, path.join(dir, file)]);
+  }
+  if (livePid(notesPid(host), 'app.py')) return;
+  execFileSync('runuser', ['-u', FLEET_USER, '--', ...notesRestart(host)], { cwd: dir, stdio: 'ignore', timeout: 30_000 });
 }
 
 const aws = <T>(C: new (o: object) => T, region: string) => new C({ region, endpoint: MOTO_URL, credentials: MOTO_CREDENTIALS });
@@ -140,6 +174,7 @@ function writeCredentials(): void {
 export async function ensureStandby(hosts: FleetHost[]): Promise<void> {
   for (const [i, infra] of S.infra.entries()) await ensurePostgres(infra, i === 0);
   for (const host of hosts) await ensureMarker(host);
+  await ensureNotes(hosts[0]);
   await ensureMoto();
   ensureFiles();
   writeCredentials();
@@ -153,6 +188,7 @@ export function standbyStatus(hosts: FleetHost[]): string[] {
       const marker = hosts[i] && livePid(markerPid(hosts[i]), 'http.server') ? 'running' : 'stopped';
       return `  ${infra.name.padEnd(8)} ssh ${hosts[i]?.address ?? '-'}:${SANDBOX.sshPort}; release marker :${SANDBOX.appPort} ${marker}; PostgreSQL 127.0.0.1:${infra.pgPort} ${pg}`;
     }),
+    `  notes    http://${hosts[0]?.address}:${S.notesPort} ${hosts[0] && livePid(notesPid(hosts[0]), 'app.py') ? 'running' : 'stopped'} (safeMigration's application, on database notes of ${S.infra[0].name})`,
     `  moto     ${MOTO_URL} ${livePid(SANDBOX_FILES.motoPid, 'moto_server') ? 'running' : 'stopped'} (S3 ${S.bucket}, Route53 ${S.zone}, Elastic IPs)`,
   ];
 }
@@ -160,6 +196,11 @@ export function standbyStatus(hosts: FleetHost[]): string[] {
 /** Stops the hot standby's processes; returns what it stopped. */
 export async function stopStandby(hosts: FleetHost[]): Promise<string[]> {
   const stopped: string[] = [];
+  const notes = hosts[0] && livePid(notesPid(hosts[0]), 'app.py');
+  if (notes) {
+    await stopPid(notes);
+    stopped.push('notes app');
+  }
   for (const [i, host] of hosts.entries()) {
     const pid = livePid(markerPid(host), 'http.server');
     if (pid) {
@@ -182,5 +223,5 @@ export async function stopStandby(hosts: FleetHost[]): Promise<string[]> {
 }
 
 export function standbyPidFiles(hosts: FleetHost[]): string[] {
-  return [SANDBOX_FILES.motoPid, ...S.infra.map((i) => clusterPidFile(SANDBOX_FILES.postgres(i.name))), ...hosts.map(markerPid)];
+  return [SANDBOX_FILES.motoPid, ...S.infra.map((i) => clusterPidFile(SANDBOX_FILES.postgres(i.name))), ...hosts.map(markerPid), ...hosts.slice(0, 1).map(notesPid)];
 }

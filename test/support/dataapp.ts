@@ -3,11 +3,12 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { DATAAPP_DIR } from '../../src/sandbox/paths';
 import { FLEET_USER } from './fleet';
 import { fleet, freePort } from './harness';
 
-export const APP_PY = path.join(__dirname, 'dataapp/app.py');
-export const APP_CTL = path.join(__dirname, 'dataapp/ctl.sh');
+export const APP_PY = path.join(DATAAPP_DIR, 'app.py');
+export const APP_CTL = path.join(DATAAPP_DIR, 'ctl.sh');
 
 export interface DataApp {
   node: string;
