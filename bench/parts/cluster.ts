@@ -115,6 +115,8 @@ export const cluster: Part = {
       for (const workerCount of [1, 2]) figures.push(...(await parkedFigures(t, c, n, workerCount)));
     } finally {
       await t.stop();
+      // Stopped, not removed: its data stays for inspection, and the next `up` reuses it.
+      await c.down();
     }
     return {
       figures,
