@@ -102,6 +102,7 @@ export const cluster: Part = {
   async run(ctx): Promise<PartOutput> {
     const n = ctx.quick ? 1_000 : 10_000;
     const c = clusterAt(clusterSettingsFromEnv(BENCH_CLUSTER));
+    const wasRunning = serverRunning(c.serverPid);
     await c.up();
     const figures: Figure[] = [];
     const t = await connectTemporal(c.address);
@@ -115,8 +116,8 @@ export const cluster: Part = {
       for (const workerCount of [1, 2]) figures.push(...(await parkedFigures(t, c, n, workerCount)));
     } finally {
       await t.stop();
-      // Stopped, not removed: its data stays for inspection, and the next `up` reuses it.
-      await c.down();
+      // A cluster someone named and runs stays up; one the part started is stopped, its data kept for inspection.
+      if (!wasRunning) await c.down();
     }
     return {
       figures,
@@ -128,3 +129,12 @@ export const cluster: Part = {
     };
   },
 };
+
+function serverRunning(serverPid: () => number): boolean {
+  try {
+    process.kill(serverPid(), 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
