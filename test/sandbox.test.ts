@@ -6,7 +6,6 @@
 // lives in its own directory here (OPSFLOW_SANDBOX_DIR), fresh for the test.
 import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -15,6 +14,7 @@ import { ListHostedZonesByNameCommand, ListResourceRecordSetsCommand, Route53Cli
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Client } from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { portOpen, runningPid } from '../src/sandbox/processes';
 import { startDevServer } from '../src/temporal/devServer';
 import { startLoad } from './support/haproxy';
 import { freePort, ROOT, runOpsflow, startWorker, unique } from './support/harness';
@@ -38,14 +38,6 @@ function tour(): { commands: string[][]; curl: string } {
 
 const live = () => sb.webHosts(sb.readFleet(sb.SANDBOX_FILES.fleet).hosts).map((h) => path.basename(readlinkSync(path.join(sb.webDir(h), 'current'))));
 
-function portOpen(host: string, port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const sock = net.connect(port, host);
-    sock.on('connect', () => (sock.destroy(), resolve(true)));
-    sock.on('error', () => resolve(false));
-  });
-}
-
 const aws = <T>(C: new (o: object) => T, endpoint: string, region: string) => new C({ region, endpoint, credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' } });
 
 /** Each A record of the sandbox's zone and its address, by name. */
@@ -60,17 +52,6 @@ async function zoneRecords(endpoint: string): Promise<Record<string, string>> {
 async function elasticIps(endpoint: string, region: string): Promise<Record<string, string>> {
   const res = await aws(EC2Client, endpoint, region).send(new DescribeAddressesCommand({}));
   return Object.fromEntries((res.Addresses ?? []).map((a) => [(a.Tags?.find((t) => t.Key === 'Name')?.Value ?? '').replace(/^eip-/, ''), a.PublicIp ?? '']));
-}
-
-function alive(pidFile: string): boolean {
-  // The first line: PostgreSQL's postmaster.pid has more.
-  const pid = existsSync(pidFile) ? readFileSync(pidFile, 'utf8').split('\n')[0].trim() : '';
-  if (!pid) return false;
-  try {
-    return !readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].startsWith('Z');
-  } catch {
-    return false;
-  }
 }
 
 let server: Awaited<ReturnType<typeof startDevServer>>;
@@ -207,7 +188,7 @@ describe('the ten-minute tour on the sandbox', () => {
     rmSync(shots, { recursive: true, force: true });
 
     // `sandbox down`: no process of the sandbox left, by pid and by port.
-    for (const file of sandboxPidFiles()) expect(alive(file), file).toBe(false);
+    for (const file of sandboxPidFiles()) expect(runningPid(file), file).toBeUndefined();
     const endpoints: [string, number][] = [
       ['127.0.0.1', SANDBOX.lbPort],
       ['127.0.0.1', SANDBOX.gitPort],
@@ -242,6 +223,6 @@ describe('the ten-minute tour on the sandbox', () => {
     await notes.end();
     expect(columns).toEqual(['id', 'body', 'author']);
     expect((await cli(['sandbox', 'down'])).code).toBe(0);
-    for (const file of sandboxPidFiles()) expect(alive(file), file).toBe(false);
+    for (const file of sandboxPidFiles()) expect(runningPid(file), file).toBeUndefined();
   }, 600_000);
 });

@@ -102,7 +102,7 @@ export const cluster: Part = {
   async run(ctx): Promise<PartOutput> {
     const n = ctx.quick ? 1_000 : 10_000;
     const c = clusterAt(clusterSettingsFromEnv(BENCH_CLUSTER));
-    const wasRunning = serverRunning(c.serverPid);
+    const wasRunning = c.serverRunning();
     await c.up();
     const figures: Figure[] = [];
     const t = await connectTemporal(c.address);
@@ -129,12 +129,3 @@ export const cluster: Part = {
     };
   },
 };
-
-function serverRunning(serverPid: () => number): boolean {
-  try {
-    process.kill(serverPid(), 0);
-    return true;
-  } catch {
-    return false;
-  }
-}

@@ -7,12 +7,20 @@ export class SandboxError extends Error {}
 
 /** A pid from the file whose process is alive and has `marker` in its command line (so a reused pid is not ours). */
 export function livePid(pidFile: string, marker: string): number | undefined {
+  const pid = runningPid(pidFile);
+  try {
+    return pid !== undefined && readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(marker) ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The pid in the file, if that process is running (whatever it is). */
+export function runningPid(pidFile: string): number | undefined {
   try {
     // The first line: PostgreSQL's postmaster.pid has more.
     const pid = Number(readFileSync(pidFile, 'utf8').split('\n')[0].trim());
-    if (!Number.isInteger(pid) || pid <= 0) return undefined;
-    if (!running(pid)) return undefined;
-    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(marker) ? pid : undefined;
+    return Number.isInteger(pid) && pid > 0 && running(pid) ? pid : undefined;
   } catch {
     return undefined;
   }

@@ -43,6 +43,14 @@ export function clusterAt(s: ClusterSettings) {
     /** PostgreSQL's password for the `temporal` user (the script writes it, mode 600). */
     password: () => readFileSync(path.join(s.dir, 'postgres.password'), 'utf8').trim(),
     serverPid: () => pid('server'),
+    /** Whether its server is running now (no pid file: never started here). */
+    serverRunning(): boolean {
+      try {
+        return alive(pid('server'));
+      } catch {
+        return false;
+      }
+    },
 
     /** Starts whatever part is not running (all of it the first time, building the programs if need be). */
     async up(): Promise<void> {

@@ -11,6 +11,7 @@ import { expect, inject } from 'vitest';
 import { stringify } from 'yaml';
 import { loadInventory } from '../../src/config/inventory';
 import { findTemporalCli } from '../../src/temporal/binary';
+import { portOpen as portOpenAt } from '../../src/sandbox/processes';
 import type { SlackSettings } from '../../src/slack/settings';
 import type { RunStatus } from '../../src/runbook/protocol';
 import { createOpsWorker } from '../../src/workers/worker';
@@ -38,16 +39,7 @@ export function freePort(): Promise<number> {
   });
 }
 
-export function portOpen(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const sock = net.connect(port, '127.0.0.1');
-    sock.on('connect', () => {
-      sock.destroy();
-      resolve(true);
-    });
-    sock.on('error', () => resolve(false));
-  });
-}
+export const portOpen = (port: number): Promise<boolean> => portOpenAt('127.0.0.1', port);
 
 export const unique = (prefix: string) => `${prefix}-${randomBytes(4).toString('hex')}`;
 
