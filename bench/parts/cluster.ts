@@ -52,15 +52,15 @@ async function parkedFigures(t: BenchTemporal, cluster: Cluster, n: number, work
     const t0 = performance.now();
     const handles: WorkflowHandle<typeof fleetRun>[] = await withinLimit('starting', mapLimit(Array.from({ length: n }, (_, i) => i), CALLS, (i) =>
       t.client.workflow.start<typeof fleetRun>('fleetRun', { taskQueue, workflowId: uniqueId('cluster-parked'), args: [gatedRun(`h${(i % HOSTS) + 1}`)] }),
-    ));
+    ), n);
     await allParked(handles);
     const parkedMs = performance.now() - t0;
     const held = await Promise.all(workers.map((w) => w.memory()));
     const serverHeld = rssMiB(cluster.serverPid());
     const dbHeld = await databaseMiB(cluster);
     const t1 = performance.now();
-    await withinLimit('approving', mapLimit(handles, CALLS, approve));
-    const results = await withinLimit('finishing', mapLimit(handles, 100, (h) => h.result()));
+    await withinLimit('approving', mapLimit(handles, CALLS, approve), n);
+    const results = await withinLimit('finishing', mapLimit(handles, 100, (h) => h.result()), n);
     const finishedMs = performance.now() - t1;
     const failed = results.filter((r) => !r.ok).length;
     if (failed) throw new Error(`${failed} of ${n} parked runs failed after approval`);

@@ -2,7 +2,7 @@
 // system's time zone, overlap SKIP (a night whose previous run still goes is skipped, not queued), a bounded
 // catch-up window (a night missed while the server was down is not replayed hours later) — and pause, unpause,
 // trigger and list by schedule id.
-import { ScheduleAlreadyRunning, ScheduleOverlapPolicy, type Client, type ScheduleOptionsStartWorkflowAction } from '@temporalio/client';
+import { ScheduleAlreadyRunning, ScheduleNotFoundError, ScheduleOverlapPolicy, type Client, type ScheduleOptionsStartWorkflowAction } from '@temporalio/client';
 import type { Duration, Workflow } from '@temporalio/common';
 import { SA_SERVICE, TASK_QUEUE } from '../common/constants';
 import type { Inventory } from '../config/inventory';
@@ -111,8 +111,13 @@ export async function applySchedules(client: Client, inventory: Inventory, opts:
   for (const system of opts.system ? [opts.system] : inventory.systems()) {
     for (const id of await existing(client, scheduleIdPrefix(system))) {
       if (wanted.has(id) || !(SCHEDULE_KINDS as readonly string[]).includes(id.split(':').pop() ?? '')) continue;
-      await client.schedule.getHandle(id).delete();
-      outcomes.push({ id, action: 'deleted' });
+      try {
+        await client.schedule.getHandle(id).delete();
+        outcomes.push({ id, action: 'deleted' });
+      } catch (err) {
+        // Deleted by an earlier apply that the visibility store has not caught up with.
+        if (!(err instanceof ScheduleNotFoundError)) throw err;
+      }
     }
   }
   return outcomes;
@@ -127,17 +132,27 @@ export interface ScheduleRow {
   lastRun?: { at: string; workflowId: string };
 }
 
-/** opsflow's schedules (`opsflow:` ids), optionally of one system. */
+/**
+ * opsflow's schedules (`opsflow:` ids), optionally of one system. The list comes from the server's visibility
+ * store, which lags behind a pause or unpause (seconds, on a cluster under load); each row's state is read from
+ * the schedule itself, so `list` right after `pause` shows it paused.
+ */
 export async function listSchedules(client: Client, system?: string): Promise<ScheduleRow[]> {
+  const found = await existing(client, system ? scheduleIdPrefix(system) : 'opsflow:');
+  const described = await Promise.all(found.map((id) => client.schedule.getHandle(id).describe().catch((err: unknown) => {
+    // Deleted since the visibility store listed it.
+    if (err instanceof ScheduleNotFoundError) return undefined;
+    throw err;
+  })));
   const rows: ScheduleRow[] = [];
-  for await (const s of client.schedule.list()) {
-    if (!s.scheduleId.startsWith(system ? scheduleIdPrefix(system) : 'opsflow:')) continue;
+  for (const s of described) {
+    if (!s) continue;
     const last = s.info.recentActions[s.info.recentActions.length - 1];
     rows.push({
       id: s.scheduleId,
       paused: s.state.paused,
       note: s.state.note,
-      workflowType: s.action?.type === 'startWorkflow' ? s.action.workflowType : undefined,
+      workflowType: s.action.type === 'startWorkflow' ? s.action.workflowType : undefined,
       nextRuns: s.info.nextActionTimes.slice(0, 2).map((t) => t.toISOString()),
       lastRun: last ? { at: last.takenAt.toISOString(), workflowId: last.action.workflow.workflowId } : undefined,
     });
