@@ -12,6 +12,7 @@ import type { MemcachedPoolInput } from '../src/schemas/memcachedPool';
 import type { RunStatus } from '../src/runbook/protocol';
 import type { memcachedPool } from '../src/workflows/memcachedPool';
 import { APP_CTL, APP_PY, appDirTemplate, startDataApp, type DataApp } from './support/dataapp';
+import { fleetHome } from './support/fleet';
 import { cancelledRun, failureOf, freePort, portOpen, recordHistory, startWorker, testEnv, unique, waitFor, writeInventory } from './support/harness';
 
 const CLIENTS = ['h1', 'h2'];
@@ -163,10 +164,29 @@ describe('memcachedPool', () => {
     recordHistory(h, 'memcachedPool-replaced');
   });
 
-  it('refuses a new server that is not in the pool, and plans without touching anything', async () => {
+  it("a relative config.path is the file from the client's login directory, the SSH user's home", async () => {
+    const relative = path.relative(fleetHome(), path.join(appDirTemplate(name), 'config.json'));
+    expect(path.isAbsolute(relative)).toBe(false);
+    const both = [oldServer, `127.0.0.1:${newServer}`];
+    const h = await start({ pool: both, config: { path: relative, content: '{"memcached": {servers}}\n' } });
+    await openGate(h);
+    await h.executeUpdate('approve', { args: [{ by: 'alice' }] });
+    expect(await h.result()).toMatchObject({ ok: true, upgraded: CLIENTS, skipped: [] });
+    for (const app of apps) {
+      expect(app.config()).toEqual({ memcached: both });
+      expect(JSON.parse((await app.get('/config')).text).memcached).toEqual(both);
+    }
+  });
+
+  it('refuses a new server that is not in the pool and a pool file path starting with ~ or -, and plans without touching anything', async () => {
     const bad = await failureOf(await start({ pool: [oldServer] }));
     expect(bad.type).toBe('InvalidInput');
     expect(bad.message).toContain(`newServers.0: 127.0.0.1:${newServer} is not in the pool`);
+    for (const where of ['~/memcache.yml', '-memcache.yml']) {
+      const refused = await failureOf(await start({ config: { path: where, content: '{servers}' } }));
+      expect(refused.type).toBe('InvalidInput');
+      expect(refused.message).toContain("config.path: an absolute path, or one relative to the client's login directory");
+    }
     const plan = await (await start({ dryRun: true })).result();
     expect(plan.plan?.map((p) => p.host)).toEqual(CLIENTS);
     expect(plan.plan?.[0].steps[0]).toContain(`check the new server(s) 127.0.0.1:${newServer}`);

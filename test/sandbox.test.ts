@@ -21,7 +21,12 @@ import { freePort, ROOT, runOpsflow, startWorker, unique } from './support/harne
 
 const SANDBOX_DIR = mkdtempSync(path.join(tmpdir(), 'opsflow-sandbox-'));
 // The sandbox's modules read OPSFLOW_SANDBOX_DIR when they load: imported in beforeAll, once it is set.
-let sb: typeof import('../src/sandbox/layout') & typeof import('../src/sandbox/sandbox') & typeof import('../src/sandbox/fleet') & typeof import('../src/sandbox/standby');
+let sb: typeof import('../src/sandbox/layout') &
+  typeof import('../src/sandbox/sandbox') &
+  typeof import('../src/sandbox/fleet') &
+  typeof import('../src/sandbox/standby') &
+  typeof import('../src/sandbox/kubernetes') &
+  typeof import('../src/sandbox/controlPlane');
 type CliResult = Awaited<ReturnType<typeof runOpsflow>>;
 
 /** The `npx opsflow` lines of the README's tour block (`sudo` dropped: the suite runs as root), and its curl URL. */
@@ -61,7 +66,7 @@ const queue = unique('sandbox');
 
 beforeAll(async () => {
   process.env.OPSFLOW_SANDBOX_DIR = SANDBOX_DIR;
-  sb = { ...(await import('../src/sandbox/layout')), ...(await import('../src/sandbox/sandbox')), ...(await import('../src/sandbox/fleet')), ...(await import('../src/sandbox/standby')) };
+  sb = { ...(await import('../src/sandbox/layout')), ...(await import('../src/sandbox/sandbox')), ...(await import('../src/sandbox/fleet')), ...(await import('../src/sandbox/standby')), ...(await import('../src/sandbox/kubernetes')), ...(await import('../src/sandbox/controlPlane')) };
   server = await startDevServer({ uiPort: await freePort() });
   env = await TestWorkflowEnvironment.createFromExistingServer({ address: server.address });
 }, 120_000);
@@ -94,9 +99,16 @@ describe('the ten-minute tour on the sandbox', () => {
     );
   });
 
+  it("without the control plane's binaries, `sandbox up` leaves the Kubernetes cluster out and says what to install", () => {
+    const missing = sb.kubernetesMissing('/nonexistent');
+    expect(missing).toEqual([expect.stringMatching(/^bash scripts\/k8s-binaries\.sh /)]);
+    expect(sb.kubernetesNote(missing)).toBe(`left out: the Kubernetes cluster (k8sDeploy); for it: ${missing[0]}, then up again`);
+  });
+
   it("runs the README's commands: a deploy approved at its gate with 0 failed requests, a broken release rolled back, a rolling upgrade, a hot-standby release through its DNS swap; then down stops everything", async () => {
     const { GIT_URL, LB_URL, MOTO_URL, SANDBOX, SANDBOX_FILES, readFleet, sandboxPidFiles } = sb;
     expect(sb.standbyMissing(), 'the suite installs PostgreSQL, moto and rclone').toEqual([]);
+    expect(sb.kubernetesMissing(), 'the suite builds the control plane').toEqual([]);
     const { commands, curl } = tour();
     expect(commands[0]).toEqual(['sandbox', 'up']);
     expect(curl).toBe(LB_URL);
@@ -125,6 +137,7 @@ describe('the ten-minute tour on the sandbox', () => {
       if (verb === 'start') id = result.stdout.match(/^started \S+ (\S+)/m)?.[1] ?? '';
       if (verb === 'sandbox' && what === 'up') {
         expect(statSync(path.join(SANDBOX.dir, 'client_key'))).toMatchObject({ uid: 65534, mode: 0o100600 });
+        expect(statSync(SANDBOX_FILES.kubeconfig)).toMatchObject({ uid: 65534, mode: 0o100600 });
         worker = await startWorker(env, SANDBOX_FILES.inventory, queue);
       }
       if (verb === 'watch' && ran.filter((r) => r.args[0] === 'watch').length === 1) {
@@ -172,6 +185,10 @@ describe('the ten-minute tour on the sandbox', () => {
     expect(ran[16].result.stdout).toMatch(/production\s+eu\s+eu-west-3\s+v2/);
     expect(ran[0].result.stdout).toContain(`web3     ssh 127.0.20.3:${SANDBOX.sshPort} running; app :${SANDBOX.appPort} running v1; HAProxy: UP`);
     expect(ran[0].result.stdout).toContain(GIT_URL);
+    const { memcached: M, customers } = SANDBOX;
+    expect(ran[0].result.stdout).toContain(`memcached 127.0.0.1:${M.old.port} (the pool's, -m 64) running; 127.0.0.1:${M.new.port} (its replacement, -m 96) running`);
+    expect(ran[0].result.stdout).toContain(`clients :${M.clientPort} (memcachedPool's): web1 running (pool 127.0.0.1:${M.old.port});`);
+    expect(ran[0].result.stdout).toContain('acme     :8490 staging web1 running v1; production web2 running v1, web3 running v1');
 
     // Traffic through HAProxy from before the deploy to the end of the broken one: not one request failed.
     expect(loadResult?.failed, loadResult?.errors.join('\n')).toBe(0);
@@ -196,6 +213,9 @@ describe('the ten-minute tour on the sandbox', () => {
       ...SANDBOX.standby.infra.map((i): [string, number] => ['127.0.0.1', i.pgPort]),
       ['127.0.0.1', SANDBOX.standby.motoPort],
       ['127.0.20.4', SANDBOX.standby.notesPort],
+      ...[M.old.port, M.new.port].map((port): [string, number] => ['127.0.0.1', port]),
+      ...sb.webHosts(readFleet(SANDBOX_FILES.fleet).hosts).flatMap((h) => [M.clientPort, ...customers.services.map(([, port]) => port)].map((port): [string, number] => [h.address, port])),
+      ...Object.values(SANDBOX.kubernetes.ports).map((port): [string, number] => ['127.0.0.1', port]),
     ];
     expect(readFleet(SANDBOX_FILES.fleet).hosts).toHaveLength(5);
     for (const [host, port] of endpoints) expect(await portOpen(host, port), `${host}:${port}`).toBe(false);
@@ -206,6 +226,7 @@ describe('the ten-minute tour on the sandbox', () => {
     const status = await cli(['sandbox', 'status']);
     for (const node of SANDBOX.nodes) expect(status.stdout).toMatch(new RegExp(`${node} .* running; app :${SANDBOX.appPort} running v2; HAProxy: UP`));
     expect(status.stdout).toMatch(/moto +http:\/\/127.0.0.1:5480 running/);
+    expect(status.stdout).toContain(`kubernetes https://127.0.0.1:${SANDBOX.kubernetes.ports.api} running`);
 
     // The hot standby's other inputs, as they are: a backup, its restore on the standby, the nightly sync, pruning,
     // and the notes application's migration. eu is production since the release: the sync copies its 15 files
@@ -222,7 +243,57 @@ describe('the ten-minute tour on the sandbox', () => {
     const columns = (await notes.query("SELECT column_name FROM information_schema.columns WHERE table_name = 'notes' ORDER BY ordinal_position")).rows.map((r) => r.column_name);
     await notes.end();
     expect(columns).toEqual(['id', 'body', 'author']);
+
+    // memcachedPool and customerRollout, each as it is and through its gate: every web node's client moved from
+    // the pool's server to its replacement; both customers on v2 in staging, then, approved, in production.
+    for (const workflow of ['memcachedPool', 'customerRollout']) {
+      expect(readFileSync(path.join(SANDBOX_FILES.examples, `${workflow}.json`), 'utf8'), 'a committed input names no path of this checkout').not.toContain(ROOT);
+      const started = await cli(['start', workflow, '--input', `examples/sandbox/${workflow}.json`]);
+      const runId = started.stdout.match(/^started \S+ (\S+)/m)?.[1] ?? '';
+      expect((await cli(['watch', runId])).stdout, `${workflow}: ${started.stderr}`).toMatch(/WAITING at gate "(upgrade|promote)" \(approval\)/);
+      expect((await cli(['approve', runId])).code).toBe(0);
+      const watched = await cli(['watch', runId]);
+      expect(watched.stdout, `${workflow}:\n${watched.stdout}${watched.stderr}`).toContain('state succeeded');
+    }
+    for (const host of sb.webHosts(readFleet(SANDBOX_FILES.fleet).hosts)) {
+      expect(JSON.parse(await (await fetch(`http://${host.address}:${M.clientPort}/config`)).text()).memcached).toEqual([`127.0.0.1:${M.new.port}`]);
+      for (const [, port] of SANDBOX.customers.services) expect(await (await fetch(`http://${host.address}:${port}/`)).text()).toBe('v2');
+    }
+
+    // k8sDeploy on the sandbox's cluster, restarted by the second `up` from what etcd kept: v2 through its promote
+    // gate, then v3-never-ready, which never rolls out and goes back to v2.
+    const cluster = sb.openControlPlane(SANDBOX_FILES.kubernetes);
+    const { namespace, deployment } = SANDBOX.kubernetes;
+    const image = async () => (await cluster.api<{ spec: { template: { spec: { containers: { image: string }[] } } } }>('GET', `/apis/apps/v1/namespaces/${namespace}/deployments/${deployment}`)).spec.template.spec.containers[0].image;
+    expect(await image()).toBe(sb.k8sImage('v1'));
+    const deploy = await cli(['start', 'k8sDeploy', '--input', 'examples/sandbox/k8sDeploy.json']);
+    const deployId = deploy.stdout.match(/^started \S+ (\S+)/m)?.[1] ?? '';
+    expect((await cli(['watch', deployId])).stdout, deploy.stderr).toContain('WAITING at gate "promote" (approval)');
+    expect(await image()).toBe(sb.k8sImage('v2'));
+    expect((await cli(['approve', deployId])).code).toBe(0);
+    expect((await cli(['watch', deployId])).stdout).toContain('state succeeded');
+    const broken = await cli(['start', 'k8sDeploy', '--input', 'examples/sandbox/k8sDeploy.broken.json']);
+    const watchedBroken = await cli(['watch', broken.stdout.match(/^started \S+ (\S+)/m)?.[1] ?? '']);
+    expect(watchedBroken.code, watchedBroken.stdout).toBe(1);
+    expect(watchedBroken.stdout).toContain('web did not roll out: progress deadline exceeded');
+    expect(watchedBroken.stdout).toMatch(/undo: roll web back to revision \d+.*compensated/);
+    expect(await image()).toBe(sb.k8sImage('v2'));
+    // Stopped and started again, the cluster still runs what the last run left.
+    expect(await sb.stopKubernetes()).toEqual(['Kubernetes (kwok, kube-scheduler, kube-controller-manager, kube-apiserver, etcd)']);
+    await sb.ensureKubernetes();
+    expect(await image()).toBe(sb.k8sImage('v2'));
+
     expect((await cli(['sandbox', 'down'])).code).toBe(0);
     for (const file of sandboxPidFiles()) expect(runningPid(file), file).toBeUndefined();
+    // Not one process of the control plane, whatever its pid files say: none runs from the sandbox's directory.
+    const cmdline = (pid: string) => {
+      try {
+        return readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+      } catch {
+        return ''; // gone meanwhile
+      }
+    };
+    const fromCluster = readdirSync('/proc').filter((pid) => /^\d+$/.test(pid) && cmdline(pid).includes(SANDBOX_FILES.kubernetes));
+    expect(fromCluster).toEqual([]);
   }, 600_000);
 });

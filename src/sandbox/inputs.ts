@@ -1,11 +1,13 @@
 // What `opsflow sandbox up` writes for the worker and the person: sandbox/inventory.yaml (environment `sandbox`,
-// the three web nodes and the `web` service behind HAProxy) and examples/sandbox/<workflow>[.<variant>].json, an
+// the three web nodes and the `web` service behind HAProxy; environments `staging` and `production` of the same
+// nodes, with the customers as services) and examples/sandbox/<workflow>[.<variant>].json, an
 // input ready to run against it for each workflow the sandbox can run.
 import path from 'node:path';
 import { stringify } from 'yaml';
 import type { Fleet, FleetHost } from './fleet';
 import { DATAAPP_DIR, WEBAPP_DIR } from './paths';
-import { GIT_URL, markerDir, MOTO_URL, notesDir, notesRestart, SANDBOX, SANDBOX_FILES, standbyHosts, webHosts } from './layout';
+import { memcachedServer } from './memcached';
+import { cacheDir, customersDir, GIT_URL, k8sImage, markerDir, MOTO_URL, notesDir, notesRestart, SANDBOX, SANDBOX_FILES, standbyHosts, webDir, webHosts } from './layout';
 
 /** The hot standby's part of the inventory: an environment per infrastructure, and system gigadb. */
 function standbyInventory(hosts: FleetHost[], zoneId: string) {
@@ -61,35 +63,75 @@ function notesApplication(host: FleetHost) {
   };
 }
 
-/** With `standby`, the hot standby's infrastructures (the fleet's hosts after the web nodes) and its zone in moto. */
-export function sandboxInventory(fleet: Fleet, standby?: { zoneId: string }): string {
+/** The inventory's kubernetes section of environment `sandbox`: service `shop`, watched briefly after a rollout. */
+function kubernetesInventory() {
+  const K = SANDBOX.kubernetes;
+  return {
+    kubeconfig: SANDBOX_FILES.kubeconfig,
+    context: K.context,
+    services: {
+      [K.service]: {
+        namespace: K.namespace,
+        deployments: [{ name: K.deployment, containers: [K.container] }],
+        rolloutTimeout: '2m',
+        watch: { period: '10s', interval: '2s', notReadyGrace: '10s' },
+      },
+    },
+  };
+}
+
+/**
+ * With `standby`, the hot standby's infrastructures (the fleet's hosts after the web nodes) and its zone in moto;
+ * with `kubernetes`, the Kubernetes cluster.
+ */
+export function sandboxInventory(fleet: Fleet, standby?: { zoneId: string }, kubernetes = false): string {
   const hosts = Object.fromEntries(
     webHosts(fleet.hosts).map((h, i) => [
       SANDBOX.nodes[i],
-      // The nodes share one home (as NFS homes do), so each one's files are under its own directory.
-      { address: h.address, bootIdFile: path.join(h.dir, 'boot_id'), vars: { root: path.join(h.dir, 'root'), web: path.join(h.dir, 'root', 'web') } },
+      // The nodes share one home (as NFS homes do), so each one's files are under its own directory. `dataapp`
+      // is the checkout's demo data app, which memcachedPool's input restarts as `{dataapp}/ctl.sh`.
+      {
+        address: h.address,
+        bootIdFile: path.join(h.dir, 'boot_id'),
+        vars: { root: path.join(h.dir, 'root'), web: webDir(h), cache: cacheDir(h), customers: customersDir(h), dataapp: DATAAPP_DIR },
+      },
     ]),
   );
-  const web = {
-    nodes: SANDBOX.nodes,
-    blue: SANDBOX.nodes[0],
-    release: {
-      root: '{web}/deploys',
-      live: '{web}/current',
-      restart: ['sh', path.join(WEBAPP_DIR, 'ctl.sh'), '{live}', '{address}', String(SANDBOX.appPort), '{web}'],
-      smoke: ['python3', '-c', 'import ast; ast.parse(open("app.py").read())'],
-      keep: 3,
-    },
-    health: { url: `http://{address}:${SANDBOX.appPort}/health`, timeout: '4s' },
-    haproxy: { backend: SANDBOX.backend, socket: SANDBOX_FILES.haproxySocket, drainTimeout: '10s' },
-  };
+  const web = { ...appService(SANDBOX.nodes, '{web}', SANDBOX.appPort), haproxy: { backend: SANDBOX.backend, socket: SANDBOX_FILES.haproxySocket, drainTimeout: '10s' } };
+  const C = SANDBOX.customers;
+  // customerRollout's: the same nodes in two more environments, each customer a service in both.
+  const stage = (nodes: string[]) => ({
+    hosts: Object.fromEntries(nodes.map((n) => [n, hosts[n]])),
+    services: Object.fromEntries(C.services.map(([customer, port]) => [customer, appService(nodes, `{customers}/${customer}`, port)])),
+  });
   const { environments, ...sections } = standby ? standbyInventory(standbyHosts(fleet.hosts), standby.zoneId) : { environments: {} };
   return `# Written by \`opsflow sandbox up\`: the sandbox's web nodes on loopback. Rewritten at every \`up\`.\n${stringify({
     knownHosts: fleet.knownHostsFile,
     defaults: { user: fleet.user, port: SANDBOX.sshPort, identityFile: fleet.identityFile },
-    environments: { sandbox: { hosts, groups: { web: SANDBOX.nodes }, services: { web } }, ...environments },
+    environments: {
+      sandbox: { hosts, groups: { web: SANDBOX.nodes }, services: { web }, ...(kubernetes ? { kubernetes: kubernetesInventory() } : {}) },
+      staging: stage(C.staging),
+      production: stage(C.production),
+      ...environments,
+    },
     ...sections,
   }, { aliasDuplicateObjects: false })}`;
+}
+
+/** A service of the demo web app on `nodes` (the first is blue), its releases under `dir`, listening on `port`. */
+function appService(nodes: string[], dir: string, port: number) {
+  return {
+    nodes,
+    blue: nodes[0],
+    release: {
+      root: `${dir}/deploys`,
+      live: `${dir}/current`,
+      restart: ['sh', path.join(WEBAPP_DIR, 'ctl.sh'), '{live}', '{address}', String(port), dir],
+      smoke: ['python3', '-c', 'import ast; ast.parse(open("app.py").read())'],
+      keep: 3,
+    },
+    health: { url: `http://{address}:${port}/health`, timeout: '4s' },
+  };
 }
 
 const release = (id: string) => ({ id, git: { repo: GIT_URL, ref: id } });
@@ -117,7 +159,17 @@ function standbyExamples(): Record<string, unknown> {
  * All of them every time: the hot standby's stay valid, and run once `up` has the packages to build it.
  */
 export function sandboxExamples(): Record<string, unknown> {
-  return { ...webExamples(), ...standbyExamples() };
+  return { ...webExamples(), ...standbyExamples(), ...kubernetesExamples() };
+}
+
+/** k8sDeploy's: v2 through its promote gate, and v3-never-ready, which never rolls out and is rolled back. */
+function kubernetesExamples(): Record<string, unknown> {
+  const { service, releases } = SANDBOX.kubernetes;
+  const [, good, broken] = releases;
+  return {
+    'k8sDeploy.json': { environment: 'sandbox', service, image: k8sImage(good), promote: { timeout: '1h' } },
+    'k8sDeploy.broken.json': { environment: 'sandbox', service, image: k8sImage(broken) },
+  };
 }
 
 function webExamples(): Record<string, unknown> {
@@ -135,5 +187,29 @@ function webExamples(): Record<string, unknown> {
       checks: [{ kind: 'http', url: `http://{address}:${SANDBOX.appPort}/health` }],
       approval: { timeout: '1h' },
     },
+    'memcachedPool.json': memcachedPoolExample(),
+    'customerRollout.json': { release: release(good), customers: SANDBOX.customers.services.map(([customer]) => customer), promote: { timeout: '1h' } },
+  };
+}
+
+/**
+ * The pool's server replaced by the new one on every web node's client: `{cache}` and `{dataapp}` are the nodes'
+ * inventory vars, so the input names no path of this checkout. verify writes a key through the client and reads
+ * it back.
+ */
+function memcachedPoolExample() {
+  const M = SANDBOX.memcached;
+  const client = `http://{address}:${M.clientPort}`;
+  return {
+    environment: 'sandbox',
+    newServers: [{ host: '127.0.0.1', port: M.new.port, version: { atLeast: '1.6' }, memoryLimitMb: M.new.memoryMb }],
+    pool: [memcachedServer(M.new)],
+    clients: SANDBOX.nodes,
+    config: { path: '{cache}/config.json', content: '{"memcached": {servers}}\n' },
+    restart: ['sh', '{dataapp}/ctl.sh', '{cache}', '{address}', String(M.clientPort)],
+    sudo: false,
+    verify: ['sh', '-c', 'k=opsflow-check-$$; curl -fsS --data-binary "$k" "$1/cache/$k" >/dev/null && test "$(curl -fsS "$1/cache/$k")" = "$k"', 'verify', client],
+    rollbackPlan: "put config.json.opsflow-previous back in each client's cache directory and restart it (an abort or a cancel does it)",
+    approval: { timeout: '1h' },
   };
 }

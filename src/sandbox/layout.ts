@@ -1,6 +1,7 @@
 // Where the sandbox's pieces live: its directory, addresses, ports and releases.
 import path from 'node:path';
 import type { FleetHost } from './fleet';
+import { NEVER_READY } from './kwokStages';
 import { DATAAPP_DIR, PROJECT_ROOT } from './paths';
 import type { ReleaseSpec } from './releaseRepo';
 
@@ -36,6 +37,30 @@ export const SANDBOX = {
     /** safeMigration's application `notes`: the demo data app on hk's node, on database `notes` of hk's cluster. */
     notesPort: 8481,
   },
+  /**
+   * memcachedPool: two memcached servers on loopback, the pool's (`old`, at memcached's default 64 MB) and its
+   * replacement (`new`, -m 96), and the pool's clients, the demo data app on every web node at clientPort.
+   */
+  memcached: { old: { port: 11420, memoryMb: 64 }, new: { port: 11421, memoryMb: 96 }, clientPort: 8482 },
+  /** customerRollout: each customer a service of the demo web app, in staging (web1) and production (web2, web3). */
+  customers: { staging: ['web1'], production: ['web2', 'web3'], services: [['acme', 8490], ['globex', 8491]] as [string, number][] },
+  /**
+   * k8sDeploy's cluster (with the control plane's binaries built): etcd, kube-apiserver, kube-controller-manager,
+   * kube-scheduler and KWOK, whose nodes take pods without running them; service `shop` is deployment `web` in
+   * namespace `shop`. No image is pulled, so the demo image's name is only a name.
+   */
+  kubernetes: {
+    ports: { etcd: 2479, etcdPeer: 2480, api: 6480, kwok: 6481 },
+    context: 'sandbox',
+    service: 'shop',
+    namespace: 'shop',
+    deployment: 'web',
+    container: 'app',
+    replicas: 3,
+    image: 'registry.sandbox/shop/web',
+    /** v1 runs after `up`; v2 is the good release; v3-never-ready never passes readiness (a KWOK stage). */
+    releases: ['v1', 'v2', `v3${NEVER_READY}`],
+  },
 };
 
 const at = (...parts: string[]) => path.join(SANDBOX.dir, ...parts);
@@ -54,10 +79,17 @@ export const SANDBOX_FILES = {
   awsCredentials: at('aws-credentials'),
   /** Each infrastructure's file store, for dataSync. */
   files: (infra: string) => at('files', infra),
+  memcachedPid: (port: number) => at('memcached', `${port}.pid`),
+  /** The control plane's certificates, tokens, etcd data, pid files and logs (root's). */
+  kubernetes: at('kubernetes'),
+  /** Its admin kubeconfig, readable by the worker. */
+  kubeconfig: at('kubeconfig'),
 };
 export const MOTO_URL = `http://127.0.0.1:${SANDBOX.standby.motoPort}`;
 /** The web nodes are the fleet's first hosts; the standby's infrastructures, when there, the next ones. */
 export const webHosts = (hosts: FleetHost[]) => hosts.slice(0, SANDBOX.nodes.length);
+/** The web nodes with their names (web1..), which the inventory gives them. */
+export const namedWebHosts = (hosts: FleetHost[]) => webHosts(hosts).map((h, i): [string, FleetHost] => [SANDBOX.nodes[i], h]);
 export const standbyHosts = (hosts: FleetHost[]) => hosts.slice(SANDBOX.nodes.length, SANDBOX.nodes.length + SANDBOX.standby.infra.length);
 /** An infrastructure node's directory served on appPort: release.txt (what the deploy wrote) and healthy. */
 export const markerDir = (host: FleetHost) => path.join(host.dir, 'root', 'gigadb');
@@ -65,8 +97,14 @@ export const markerDir = (host: FleetHost) => path.join(host.dir, 'root', 'gigad
 export const notesDir = (host: FleetHost) => path.join(host.dir, 'root', 'notes');
 /** The notes application's restart command: `up` starts it so, and the inventory gives it to safeMigration. */
 export const notesRestart = (host: FleetHost) => ['sh', path.join(DATAAPP_DIR, 'ctl.sh'), notesDir(host), host.address, String(SANDBOX.standby.notesPort)];
+/** The demo image of a release of the sandbox's Kubernetes service. */
+export const k8sImage = (release: string) => `${SANDBOX.kubernetes.image}:${release}`;
 export const GIT_URL = `git://127.0.0.1:${SANDBOX.gitPort}/app.git`;
 export const LB_URL = `http://127.0.0.1:${SANDBOX.lbPort}/`;
 
 /** The node's web service directory: its releases, the live symlink, the app's pid file and log. */
 export const webDir = (host: FleetHost) => path.join(host.dir, 'root', 'web');
+/** The memcached pool's client on the node: its pool file config.json, pid file and log. */
+export const cacheDir = (host: FleetHost) => path.join(host.dir, 'root', 'cache');
+/** Where the node's customers live, one directory each, laid out as webDir. */
+export const customersDir = (host: FleetHost) => path.join(host.dir, 'root', 'customers');

@@ -1,19 +1,23 @@
 // `opsflow sandbox up|down|status`: a small world on loopback to try every runbook on — three web nodes as sshd
 // hosts (the test fleet's script, on 127.0.20.x), HAProxy in front of them, the demo web app with a good and a broken
-// release in a git repository served by `git daemon`, the hot standby when its packages are there (./standby.ts),
-// and the inventory and inputs that point at them.
+// release in a git repository served by `git daemon`, the customers' apps on the same nodes (./customers.ts), a
+// memcached pool and its clients (./memcached.ts), the hot standby when its packages are there (./standby.ts), and
+// the inventory and inputs that point at them.
 // Everything it starts is a daemon with a pid file under sandbox/, so `down` can stop exactly that and nothing else.
 import { execFileSync } from 'node:child_process';
-import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { INSTALL, SWITCH } from '../activities/release';
-import { fleetHome, fleetScript, readFleet, startFleet, stopFleet, FLEET_USER, type Fleet, type FleetHost } from './fleet';
-import { GIT_URL, LB_URL, SANDBOX, SANDBOX_FILES, standbyHosts, webDir, webHosts } from './layout';
+import { appPid, appPidFile, ensureWebApp, liveRelease, stopApp } from './apps';
+import { fleetScript, readFleet, startFleet, stopFleet, type Fleet } from './fleet';
+import { GIT_URL, LB_URL, namedWebHosts, SANDBOX, SANDBOX_FILES, standbyHosts, webDir, webHosts } from './layout';
 import { backendServers, haproxyConfig } from './haproxy';
 import { sandboxExamples, sandboxInventory } from './inputs';
-import { PROJECT_ROOT, WEBAPP_DIR } from './paths';
+import { PROJECT_ROOT } from './paths';
 import { buildReleaseRepo, gitDaemonArgs } from './releaseRepo';
 import { livePid, portOpen, SandboxError, stopPid, until } from './processes';
+import { ensureKubernetes, kubernetesMissing, kubernetesNote, kubernetesPidFiles, kubernetesStatus, stopKubernetes } from './kubernetes';
+import { customersPidFiles, customersStatus, ensureCustomers, stopCustomers } from './customers';
+import { ensureMemcached, memcachedPidFiles, memcachedStatus, stopMemcached } from './memcached';
 import { ensureStandby, standbyMissing, standbyNote, standbyPidFiles, standbyStatus, standbyZoneId, stopStandby } from './standby';
 
 export { SandboxError };
@@ -25,14 +29,9 @@ export function missingPrerequisites(): string[] {
     missing.push('root: the web nodes are sshd daemons on 127.0.20.x for a system user opsflow-fleet; run `sudo npx opsflow sandbox up` (the worker may run as you)');
   }
   const has = (bin: string) => ['/usr/sbin', '/usr/bin', '/sbin', '/bin', '/usr/local/bin'].some((d) => existsSync(path.join(d, bin)));
-  const packages = [['sshd', 'openssh-server'], ['haproxy', 'haproxy'], ['git', 'git'], ['python3', 'python3'], ['runuser', 'util-linux']].filter(([bin]) => !has(bin)).map(([, pkg]) => pkg);
+  const packages = [['sshd', 'openssh-server'], ['haproxy', 'haproxy'], ['git', 'git'], ['python3', 'python3'], ['runuser', 'util-linux'], ['memcached', 'memcached'], ['curl', 'curl']].filter(([bin]) => !has(bin)).map(([, pkg]) => pkg);
   if (packages.length) missing.push(`packages: apt-get install ${packages.join(' ')}`);
   return missing;
-}
-
-/** Runs argv as the nodes' SSH user, as the workflows' commands run on them. */
-function asFleetUser(argv: string[], cwd?: string): string {
-  return execFileSync('runuser', ['-u', FLEET_USER, '--', ...argv], { cwd, encoding: 'utf8', env: { PATH: process.env.PATH, HOME: fleetHome() }, stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
 async function ensureGitDaemon(): Promise<void> {
@@ -58,22 +57,6 @@ async function ensureHaproxy(fleet: Fleet): Promise<void> {
   await until('HAProxy', () => portOpen('127.0.0.1', SANDBOX.lbPort));
 }
 
-/**
- * Puts v1 live on a node that has no release yet, with the install and switch scripts the workflows run, and
- * (re)starts the app of whatever release is live when it is not running (after `down`, say).
- */
-function ensureApp(host: FleetHost): void {
-  const dir = webDir(host);
-  execFileSync('install', ['-d', '-o', FLEET_USER, dir]);
-  const live = path.join(dir, 'current');
-  if (!existsSync(live)) {
-    const [first] = SANDBOX.releases[0];
-    asFleetUser(['sh', '-c', INSTALL, 'opsflow', path.join(dir, 'deploys'), first, 'git', GIT_URL, first]);
-    asFleetUser(['sh', '-c', SWITCH, 'opsflow', live, path.join(dir, 'deploys', first)]);
-  }
-  if (!livePid(path.join(dir, 'app.pid'), 'app.py')) asFleetUser(['sh', path.join(WEBAPP_DIR, 'ctl.sh'), live, host.address, String(SANDBOX.appPort), dir], dir);
-}
-
 /** Writes the file unless it already holds `content`: the inputs are committed, and dist/ counts examples/ as a source. */
 function writeIfChanged(file: string, content: string): void {
   if (!existsSync(file) || readFileSync(file, 'utf8') !== content) writeFileSync(file, content);
@@ -91,8 +74,8 @@ function clientKey(fleet: Fleet): string {
   return key;
 }
 
-function writeInputs(fleet: Fleet, standby?: { zoneId: string }): string[] {
-  writeIfChanged(SANDBOX_FILES.inventory, sandboxInventory({ ...fleet, identityFile: clientKey(fleet) }, standby));
+function writeInputs(fleet: Fleet, standby?: { zoneId: string }, kubernetes = false): string[] {
+  writeIfChanged(SANDBOX_FILES.inventory, sandboxInventory({ ...fleet, identityFile: clientKey(fleet) }, standby, kubernetes));
   mkdirSync(SANDBOX_FILES.examples, { recursive: true });
   return Object.entries(sandboxExamples()).map(([file, input]) => {
     const out = path.join(SANDBOX_FILES.examples, file);
@@ -113,12 +96,17 @@ export async function sandboxUp(): Promise<string> {
   const count = SANDBOX.nodes.length + (standbyNeeds.length ? 0 : SANDBOX.standby.infra.length);
   const fleet = startFleet({ count, dir: SANDBOX_FILES.fleet, port: SANDBOX.sshPort, net: SANDBOX.net });
   await ensureGitDaemon();
-  for (const host of webHosts(fleet.hosts)) ensureApp(host);
+  for (const host of webHosts(fleet.hosts)) ensureWebApp(webDir(host), host.address, SANDBOX.appPort);
+  ensureCustomers(namedWebHosts(fleet.hosts));
+  await ensureMemcached(namedWebHosts(fleet.hosts));
   await ensureHaproxy(fleet);
   await until('HAProxy to see every node UP', async () => Object.values(await backendServers(SANDBOX_FILES.haproxySocket, SANDBOX.backend)).every((s) => s === 'UP'));
   if (!standbyNeeds.length) await ensureStandby(standbyHosts(fleet.hosts));
-  const inputs = writeInputs(fleet, standbyNeeds.length ? undefined : { zoneId: await standbyZoneId() });
-  return `sandbox up\n${await sandboxStatus()}\n\ninputs: ${inputs.join(', ')}\nnext: npx opsflow start blueGreenDeploy --input examples/sandbox/blueGreenDeploy.json\n${standbyNote(standbyNeeds)}`;
+  // Without its binaries the Kubernetes cluster is left out.
+  const kubernetesNeeds = kubernetesMissing();
+  if (!kubernetesNeeds.length) await ensureKubernetes();
+  const inputs = writeInputs(fleet, standbyNeeds.length ? undefined : { zoneId: await standbyZoneId() }, !kubernetesNeeds.length);
+  return `sandbox up\n${await sandboxStatus()}\n\ninputs: ${inputs.join(', ')}\nnext: npx opsflow start blueGreenDeploy --input examples/sandbox/blueGreenDeploy.json\n${standbyNote(standbyNeeds)}\n${kubernetesNote(kubernetesNeeds)}`;
 }
 
 /** One line per piece: what it is, where, and whether it runs. */
@@ -130,9 +118,8 @@ export async function sandboxStatus(): Promise<string> {
   const servers = haproxy ? await backendServers(SANDBOX_FILES.haproxySocket, SANDBOX.backend).catch(() => ({}) as Record<string, string>) : {};
   const lines = webHosts(fleet.hosts).map((h, i) => {
     const name = SANDBOX.nodes[i];
-    const dir = webDir(h);
-    const app = livePid(path.join(dir, 'app.pid'), 'app.py');
-    const live = existsSync(path.join(dir, 'current')) ? path.basename(readlinkSync(path.join(dir, 'current'))) : 'none';
+    const app = appPid(webDir(h));
+    const live = liveRelease(webDir(h));
     return `  ${name.padEnd(8)} ssh ${h.address}:${h.port} ${sshd.get(h.name) ?? 'stopped'}; app :${SANDBOX.appPort} ${app ? `running ${live}` : `stopped (live: ${live})`}; HAProxy: ${servers[name] ?? '-'}`;
   });
   const git = livePid(SANDBOX_FILES.gitPid, SANDBOX_FILES.git);
@@ -141,8 +128,11 @@ export async function sandboxStatus(): Promise<string> {
     `  HAProxy  ${LB_URL} ${haproxy ? 'running' : 'stopped'} (admin socket ${path.relative(PROJECT_ROOT, SANDBOX_FILES.haproxySocket)})`,
     ...lines,
     `  git      ${GIT_URL} ${git ? 'running' : 'stopped'} (releases ${SANDBOX.releases.map(([r]) => r).join(', ')})`,
+    ...customersStatus(namedWebHosts(fleet.hosts)),
+    ...memcachedStatus(namedWebHosts(fleet.hosts)),
     ...(standby.length ? standbyStatus(standby) : ['  hot standby: not built (PostgreSQL, moto_server and rclone needed; `up` says how)']),
-    `  inventory ${path.relative(PROJECT_ROOT, SANDBOX_FILES.inventory)} (environments sandbox${standby.length ? `, ${SANDBOX.standby.infra.map((i) => i.name).join(', ')}; system ${SANDBOX.standby.system}` : ''})`,
+    existsSync(SANDBOX_FILES.kubeconfig) ? kubernetesStatus() : '  kubernetes: not built (the control plane\'s binaries needed; `up` says how)',
+    `  inventory ${path.relative(PROJECT_ROOT, SANDBOX_FILES.inventory)} (environments sandbox, staging, production${standby.length ? `, ${SANDBOX.standby.infra.map((i) => i.name).join(', ')}; system ${SANDBOX.standby.system}` : ''})`,
   ].join('\n');
 }
 
@@ -151,11 +141,9 @@ export async function sandboxDown(): Promise<string> {
   const stopped: string[] = [];
   const hosts = existsSync(path.join(SANDBOX_FILES.fleet, 'hosts.json')) ? readFleet(SANDBOX_FILES.fleet).hosts : [];
   for (const [i, host] of webHosts(hosts).entries()) {
-    const pid = livePid(path.join(webDir(host), 'app.pid'), 'app.py');
-    if (!pid) continue;
-    await stopPid(pid);
-    stopped.push(`app on ${SANDBOX.nodes[i]}`);
+    if (await stopApp(webDir(host))) stopped.push(`app on ${SANDBOX.nodes[i]}`);
   }
+  stopped.push(...(await stopCustomers(namedWebHosts(hosts))), ...(await stopMemcached(namedWebHosts(hosts))));
   const daemons: [string, string, string][] = [['HAProxy', SANDBOX_FILES.haproxyPid, SANDBOX_FILES.haproxyCfg], ['git daemon', SANDBOX_FILES.gitPid, SANDBOX_FILES.git]];
   for (const [what, pidFile, marker] of daemons) {
     const pid = livePid(pidFile, marker);
@@ -164,6 +152,7 @@ export async function sandboxDown(): Promise<string> {
     stopped.push(what);
   }
   stopped.push(...(await stopStandby(standbyHosts(hosts))));
+  stopped.push(...(await stopKubernetes()));
   if (hosts.length) {
     stopFleet(SANDBOX_FILES.fleet);
     stopped.push(`sshd on ${hosts.map((h) => h.address).join(', ')}`);
@@ -177,8 +166,11 @@ export function sandboxPidFiles(): string[] {
   return [
     SANDBOX_FILES.haproxyPid,
     SANDBOX_FILES.gitPid,
-    ...webHosts(hosts).map((h) => path.join(webDir(h), 'app.pid')),
+    ...webHosts(hosts).map((h) => appPidFile(webDir(h))),
+    ...customersPidFiles(namedWebHosts(hosts)),
+    ...memcachedPidFiles(namedWebHosts(hosts)),
     ...hosts.map((h) => path.join(h.dir, 'sshd.pid')),
     ...standbyPidFiles(standbyHosts(hosts)),
+    ...kubernetesPidFiles(),
   ];
 }

@@ -3,19 +3,21 @@
 // with data) and a file store; moto for the backups' S3 bucket, the Elastic IPs and the Route53 zone whose records
 // the release swaps; and safeMigration's application `notes` on hk's node and cluster. Everything runs as a
 // daemon with a pid file under sandbox/, as the rest of the sandbox does.
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { AllocateAddressCommand, EC2Client } from '@aws-sdk/client-ec2';
 import { ChangeResourceRecordSetsCommand, CreateHostedZoneCommand, ListHostedZonesByNameCommand, Route53Client } from '@aws-sdk/client-route-53';
 import { CreateBucketCommand, S3Client, type BucketLocationConstraint } from '@aws-sdk/client-s3';
 import { Client } from 'pg';
-import { FLEET_USER, type FleetHost } from './fleet';
+import type { FleetHost } from './fleet';
 import { markerDir, MOTO_URL, notesDir, notesRestart, SANDBOX, SANDBOX_FILES } from './layout';
 import { MOTO_CREDENTIALS, motoReady, spawnMoto } from './moto';
+import { appPid, appPidFile, ensureDataApp, ensureNodeFiles, stopApp } from './apps';
 import { findOnPath } from './paths';
 import { clusterPidFile, findPostgresBinDir, initCluster, startCluster, stopCluster } from './postgres';
 import { livePid, portOpen, stopPid, until } from './processes';
+import { giveToSudoUser } from './sudoUser';
 
 const S = SANDBOX.standby;
 export type StandbyInfra = (typeof S.infra)[number];
@@ -34,11 +36,6 @@ export function standbyNote(missing: string[]): string {
   return missing.length
     ? `left out: the hot standby and data sync (hotStandbyRelease, dataSync, backupDatabase, restoreDatabase, pruneBackups, safeMigration); for them: ${missing.join('; ')}, then up again`
     : 'hot standby: run `npx opsflow schedule apply` once, then: npx opsflow start hotStandbyRelease --input examples/sandbox/hotStandbyRelease.json';
-}
-
-/** Files the worker reads or writes: owned by the person who ran sudo, so their `npm start` need not be root. */
-function giveToSudoUser(file: string): void {
-  if (process.env.SUDO_UID && process.env.SUDO_GID) execFileSync('chown', ['-R', `${process.env.SUDO_UID}:${process.env.SUDO_GID}`, file]);
 }
 
 const pgPidMarker = 'postgres';
@@ -74,20 +71,13 @@ async function ensurePostgres(infra: StandbyInfra, production: boolean): Promise
 /** The node's release marker and health file, served over HTTP as the release's checks read them. */
 async function ensureMarker(host: FleetHost): Promise<void> {
   const dir = markerDir(host);
-  execFileSync('install', ['-d', '-o', FLEET_USER, dir]);
-  for (const [file, content] of [['release.txt', 'v1'], ['healthy', 'ok\n']]) {
-    if (existsSync(path.join(dir, file))) continue;
-    writeFileSync(path.join(dir, file), content);
-    execFileSync('chown', [FLEET_USER, path.join(dir, file)]);
-  }
+  ensureNodeFiles(dir, { 'release.txt': 'v1', healthy: 'ok\n' });
   if (livePid(markerPid(host), 'http.server')) return;
   const child = spawn('python3', ['-m', 'http.server', '--bind', host.address, '--directory', dir, String(SANDBOX.appPort)], { detached: true, stdio: 'ignore' });
   child.unref();
   writeFileSync(markerPid(host), `${child.pid}\n`);
   await until(`the release marker on ${host.address}:${SANDBOX.appPort}`, () => portOpen(host.address, SANDBOX.appPort));
 }
-
-const notesPid = (host: FleetHost) => path.join(notesDir(host), 'app.pid');
 
 /**
  * safeMigration's application: database `notes` on production's cluster (50 notes), and the demo data app on
@@ -100,16 +90,9 @@ async function ensureNotes(host: FleetHost): Promise<void> {
     await query(production, 'notes', "CREATE TABLE notes (id serial PRIMARY KEY, body text NOT NULL); INSERT INTO notes (body) SELECT 'note ' || g FROM generate_series(1, 50) g");
   }
   const dir = notesDir(host);
-  execFileSync('install', ['-d', '-o', FLEET_USER, dir]);
   // The app reads a password file; the cluster trusts loopback, so it is empty.
   const config = { database: { host: '127.0.0.1', port: production.pgPort, user: S.dbUser, name: 'notes', passwordFile: path.join(dir, 'pw') }, readOnlyFlag: path.join(dir, 'READONLY') };
-  for (const [file, content] of [['pw', ''], ['config.json', `${JSON.stringify(config)}\n`]]) {
-    if (existsSync(path.join(dir, file))) continue;
-    writeFileSync(path.join(dir, file), content, { mode: 0o600 });
-    execFileSync('chown', [FLEET_USER, path.join(dir, file)]);
-  }
-  if (livePid(notesPid(host), 'app.py')) return;
-  execFileSync('runuser', ['-u', FLEET_USER, '--', ...notesRestart(host)], { cwd: dir, stdio: 'ignore', timeout: 30_000 });
+  ensureDataApp(dir, { pw: '', 'config.json': `${JSON.stringify(config)}\n` }, notesRestart(host));
 }
 
 const aws = <T>(C: new (o: object) => T, region: string) => new C({ region, endpoint: MOTO_URL, credentials: MOTO_CREDENTIALS });
@@ -188,7 +171,7 @@ export function standbyStatus(hosts: FleetHost[]): string[] {
       const marker = hosts[i] && livePid(markerPid(hosts[i]), 'http.server') ? 'running' : 'stopped';
       return `  ${infra.name.padEnd(8)} ssh ${hosts[i]?.address ?? '-'}:${SANDBOX.sshPort}; release marker :${SANDBOX.appPort} ${marker}; PostgreSQL 127.0.0.1:${infra.pgPort} ${pg}`;
     }),
-    `  notes    http://${hosts[0]?.address}:${S.notesPort} ${hosts[0] && livePid(notesPid(hosts[0]), 'app.py') ? 'running' : 'stopped'} (safeMigration's application, on database notes of ${S.infra[0].name})`,
+    `  notes    http://${hosts[0]?.address}:${S.notesPort} ${hosts[0] && appPid(notesDir(hosts[0])) ? 'running' : 'stopped'} (safeMigration's application, on database notes of ${S.infra[0].name})`,
     `  moto     ${MOTO_URL} ${livePid(SANDBOX_FILES.motoPid, 'moto_server') ? 'running' : 'stopped'} (S3 ${S.bucket}, Route53 ${S.zone}, Elastic IPs)`,
   ];
 }
@@ -196,11 +179,7 @@ export function standbyStatus(hosts: FleetHost[]): string[] {
 /** Stops the hot standby's processes; returns what it stopped. */
 export async function stopStandby(hosts: FleetHost[]): Promise<string[]> {
   const stopped: string[] = [];
-  const notes = hosts[0] && livePid(notesPid(hosts[0]), 'app.py');
-  if (notes) {
-    await stopPid(notes);
-    stopped.push('notes app');
-  }
+  if (hosts[0] && (await stopApp(notesDir(hosts[0])))) stopped.push('notes app');
   for (const [i, host] of hosts.entries()) {
     const pid = livePid(markerPid(host), 'http.server');
     if (pid) {
@@ -223,5 +202,5 @@ export async function stopStandby(hosts: FleetHost[]): Promise<string[]> {
 }
 
 export function standbyPidFiles(hosts: FleetHost[]): string[] {
-  return [SANDBOX_FILES.motoPid, ...S.infra.map((i) => clusterPidFile(SANDBOX_FILES.postgres(i.name))), ...hosts.map(markerPid), ...hosts.slice(0, 1).map(notesPid)];
+  return [SANDBOX_FILES.motoPid, ...S.infra.map((i) => clusterPidFile(SANDBOX_FILES.postgres(i.name))), ...hosts.map(markerPid), ...hosts.slice(0, 1).map((h) => appPidFile(notesDir(h)))];
 }

@@ -23,7 +23,14 @@ export const memcachedPoolInput = z
     clients: z.array(name).min(1).refine(unique, 'a host appears twice'),
     /** The pool configuration file on each client, written atomically; `{servers}` in `content` is the pool as a JSON array. */
     config: z.strictObject({
-      path: z.string().regex(/^\/[^\u0000]*$/, 'an absolute path'),
+      // Relative: to where a command on the client starts, as `scp client:path` reads it. No leading `-` (the
+      // write's tools would take it for an option) and no `~` (quoted, it is never expanded).
+      path: z
+        .string()
+        .regex(
+          /^(?![-~])[^\u0000]+$/,
+          "an absolute path, or one relative to the client's login directory (the SSH user's home; the worker user's for a local host), not starting with - or ~; {name} is the client's inventory var, e.g. {app}/memcache.yml",
+        ),
       content: z.string().refine((c) => c.includes('{servers}'), 'must contain {servers}, where the pool goes'),
     }),
     /** Restarts the client services so they load the new pool. */
