@@ -76,7 +76,10 @@ if [ -L "$base" ] || [ ! -O "$base" ]; then echo "opsflow: $base is a symlink or
 // `$(cat)`, `[ -d ]` before `mkdir -p`, and no `wc`: it sends at most cap+1 bytes of each stream and the
 // worker tells truncation from getting more than cap. What stays is what must be a process: mkdir (the
 // atomic claim), setsid (the command's own session, so it can be killed as a group), mv (rc appears
-// atomically for a resuming attempt), tail of a non-empty stream, and the background prune.
+// atomically for a resuming attempt), tail of a non-empty stream, and the background prune. The prune lists the
+// whole directory, one entry per command of the last 14 days (tens of thousands on a busy host, more where hosts
+// share one state directory), so it runs at most once an hour per directory (the `.pruned` stamp), not after
+// every command.
 const GUARD = `${STATE_DIR_SH}
 b="$base/runs"; r="$b/$1"; cap=$2; cwd=$3; fp=$4
 { read -r boot <"$5"; } 2>/dev/null && [ -n "$boot" ] || { echo "opsflow: cannot read the boot id from $5" >&2; exit 125; }
@@ -91,7 +94,7 @@ if mkdir "$r" 2>/dev/null; then
     : >"$r/out"; echo 126 >"$r/rc.t"
   fi
   mv "$r/rc.t" "$r/rc"
-  (find "$b" -mindepth 1 -maxdepth 1 -mtime +14 -exec rm -rf {} +) >/dev/null 2>&1 &
+  (find "$b/.pruned" -mmin -60 2>/dev/null | grep -q . || { : >"$b/.pruned"; find "$b" -mindepth 1 -maxdepth 1 -name '[!.]*' -mtime +14 -exec rm -rf {} +; }) >/dev/null 2>&1 &
 else
   s=resumed; n=0
   while [ ! -s "$r/id" ]; do
