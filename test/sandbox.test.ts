@@ -95,7 +95,7 @@ describe('the ten-minute tour on the sandbox', () => {
     const missing = sb.standbyMissing('/nonexistent');
     expect(missing).toEqual(["pip install 'moto[server]'", 'apt-get install rclone']);
     expect(sb.standbyNote(missing)).toBe(
-      "left out: the hot standby and data sync (hotStandbyRelease, dataSync, backupDatabase, restoreDatabase, pruneBackups, safeMigration); for them: pip install 'moto[server]'; apt-get install rclone, then up again",
+      "left out: the hot standby and data sync (hotStandbyRelease, dataSync, backupDatabase, restoreDatabase, pruneBackups, pauseDataSync, safeMigration); for them: pip install 'moto[server]'; apt-get install rclone, then up again",
     );
   });
 
@@ -229,9 +229,9 @@ describe('the ten-minute tour on the sandbox', () => {
     expect(status.stdout).toContain(`kubernetes https://127.0.0.1:${SANDBOX.kubernetes.ports.api} running`);
 
     // The hot standby's other inputs, as they are: a backup, its restore on the standby, the nightly sync, pruning,
-    // and the notes application's migration. eu is production since the release: the sync copies its 15 files
-    // over hk's 20.
-    for (const workflow of ['backupDatabase', 'restoreDatabase', 'dataSync', 'pruneBackups', 'safeMigration']) {
+    // a pause of the nightly syncs (the tour applied them) and the notes application's migration. eu is production
+    // since the release: the sync copies its 15 files over hk's 20.
+    for (const workflow of ['backupDatabase', 'restoreDatabase', 'dataSync', 'pruneBackups', 'pauseDataSync', 'safeMigration']) {
       const started = await cli(['start', workflow, '--input', `examples/sandbox/${workflow}.json`]);
       const watched = await cli(['watch', started.stdout.match(/^started \S+ (\S+)/m)?.[1] ?? '']);
       expect(watched.stdout, `${workflow}:\n${started.stderr}${watched.stdout}${watched.stderr}`).toContain('state succeeded');

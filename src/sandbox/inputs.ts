@@ -136,7 +136,7 @@ function appService(nodes: string[], dir: string, port: number) {
 
 const release = (id: string) => ({ id, git: { repo: GIT_URL, ref: id } });
 
-/** The hot standby's inputs: the release through its DNS swap, the nightly sync, a backup, its restore, pruning. */
+/** The hot standby's inputs: the release through its DNS swap, the nightly sync, a backup, its restore, pruning, a pause of the nightly syncs. */
 function standbyExamples(): Record<string, unknown> {
   const system = SANDBOX.standby.system;
   const key = '202601010000';
@@ -146,6 +146,8 @@ function standbyExamples(): Record<string, unknown> {
     'backupDatabase.json': { system, manual: true, key },
     'restoreDatabase.json': { system, key },
     'pruneBackups.json': { system },
+    // Short, so that trying it shows the schedules paused (`opsflow schedule list`) and resumed within a minute.
+    'pauseDataSync.json': { system, reason: 'trying pauseDataSync in the sandbox', for: '30s' },
     'safeMigration.json': {
       application: 'notes',
       migration: { id: 'author', commands: [['psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-c', 'ALTER TABLE notes ADD COLUMN author text']] },

@@ -34,7 +34,7 @@ export function standbyMissing(searchPath?: string): string[] {
 /** What `up` says about the hot standby: how to run it, or what to install for it. */
 export function standbyNote(missing: string[]): string {
   return missing.length
-    ? `left out: the hot standby and data sync (hotStandbyRelease, dataSync, backupDatabase, restoreDatabase, pruneBackups, safeMigration); for them: ${missing.join('; ')}, then up again`
+    ? `left out: the hot standby and data sync (hotStandbyRelease, dataSync, backupDatabase, restoreDatabase, pruneBackups, pauseDataSync, safeMigration); for them: ${missing.join('; ')}, then up again`
     : 'hot standby: run `npx opsflow schedule apply` once, then: npx opsflow start hotStandbyRelease --input examples/sandbox/hotStandbyRelease.json';
 }
 
