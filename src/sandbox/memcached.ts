@@ -2,13 +2,13 @@
 // replacement, and the pool's clients, the demo data app on every web node, which loads its pool file at start
 // (so only a restart makes a new pool live) and writes and reads through the pool.
 import { spawn } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { appPid, appPidFile, ensureDataApp, stopApp } from './apps';
 import type { FleetHost } from './fleet';
 import { cacheDir, SANDBOX, SANDBOX_FILES } from './layout';
 import { DATAAPP_DIR } from './paths';
-import { livePid, portOpen, stopPid, until } from './processes';
+import { keepDaemon, livePid, portOpen, stopPid, until } from './processes';
 
 const M = SANDBOX.memcached;
 const SERVERS = [['the pool\'s', M.old], ['its replacement', M.new]] as const;
@@ -20,13 +20,8 @@ const cacheRestart = (host: FleetHost) => ['sh', path.join(DATAAPP_DIR, 'ctl.sh'
 
 async function ensureServer(s: { port: number; memoryMb: number }): Promise<void> {
   if (serverPid(s)) return;
-  const pidFile = SANDBOX_FILES.memcachedPid(s.port);
-  mkdirSync(path.dirname(pidFile), { recursive: true, mode: 0o755 });
-  // In the foreground, detached, its pid written here: with -d, memcached writes its pid file only after dropping
-  // to its user, who cannot write under sandbox/.
-  const child = spawn('memcached', ['-l', '127.0.0.1', '-p', String(s.port), '-m', String(s.memoryMb), '-U', '0', '-u', 'nobody'], { detached: true, stdio: 'ignore' });
-  child.unref();
-  writeFileSync(pidFile, `${child.pid}\n`);
+  // In the foreground (not -d, whose pid file memcached writes only as `nobody`), kept as a daemon by us.
+  keepDaemon(spawn('memcached', ['-l', '127.0.0.1', '-p', String(s.port), '-m', String(s.memoryMb), '-U', '0', '-u', 'nobody'], { detached: true, stdio: 'ignore' }), SANDBOX_FILES.memcachedPid(s.port));
   await until(`memcached on ${memcachedServer(s)}`, () => portOpen('127.0.0.1', s.port));
 }
 

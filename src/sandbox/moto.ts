@@ -4,8 +4,6 @@
 import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { findOnPath } from './paths';
 
-
-
 /** moto accepts any keys; these are the conventional ones. */
 export const MOTO_CREDENTIALS = { accessKeyId: 'testing', secretAccessKey: 'testing' };
 

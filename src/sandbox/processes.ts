@@ -1,9 +1,21 @@
 // The sandbox's daemons, each known by its pid file: started once, found again after a restart of opsflow, and
 // stopped by pid, never by name.
-import { readFileSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
+import path from 'node:path';
 
 export class SandboxError extends Error {}
+
+/**
+ * Keeps `child` (spawned `detached`) as a daemon that outlives this command, its pid written to `pidFile` by us:
+ * daemons that write their own do so after dropping to a user who cannot write under sandbox/.
+ */
+export function keepDaemon(child: ChildProcess, pidFile: string): void {
+  child.unref();
+  mkdirSync(path.dirname(pidFile), { recursive: true, mode: 0o755 });
+  writeFileSync(pidFile, `${child.pid}\n`);
+}
 
 /** A pid from the file whose process is alive and has `marker` in its command line (so a reused pid is not ours). */
 export function livePid(pidFile: string, marker: string): number | undefined {

@@ -44,7 +44,7 @@ async function ensureGitDaemon(): Promise<void> {
 async function ensureHaproxy(fleet: Fleet): Promise<void> {
   const cfg = haproxyConfig({
     backend: SANDBOX.backend,
-    servers: webHosts(fleet.hosts).map((h, i) => ({ name: SANDBOX.nodes[i], address: h.address, port: SANDBOX.appPort })),
+    servers: namedWebHosts(fleet.hosts).map(([name, h]) => ({ name, address: h.address, port: SANDBOX.appPort })),
     port: SANDBOX.lbPort,
     socket: SANDBOX_FILES.haproxySocket,
   });
@@ -116,8 +116,7 @@ export async function sandboxStatus(): Promise<string> {
   const sshd = new Map(fleetScript('status', '--dir', SANDBOX_FILES.fleet).trim().split('\n').map((l) => [l.split(' ')[0], l.split(' ').slice(2).join(' ')]));
   const haproxy = livePid(SANDBOX_FILES.haproxyPid, SANDBOX_FILES.haproxyCfg);
   const servers = haproxy ? await backendServers(SANDBOX_FILES.haproxySocket, SANDBOX.backend).catch(() => ({}) as Record<string, string>) : {};
-  const lines = webHosts(fleet.hosts).map((h, i) => {
-    const name = SANDBOX.nodes[i];
+  const lines = namedWebHosts(fleet.hosts).map(([name, h]) => {
     const app = appPid(webDir(h));
     const live = liveRelease(webDir(h));
     return `  ${name.padEnd(8)} ssh ${h.address}:${h.port} ${sshd.get(h.name) ?? 'stopped'}; app :${SANDBOX.appPort} ${app ? `running ${live}` : `stopped (live: ${live})`}; HAProxy: ${servers[name] ?? '-'}`;
@@ -140,8 +139,8 @@ export async function sandboxStatus(): Promise<string> {
 export async function sandboxDown(): Promise<string> {
   const stopped: string[] = [];
   const hosts = existsSync(path.join(SANDBOX_FILES.fleet, 'hosts.json')) ? readFleet(SANDBOX_FILES.fleet).hosts : [];
-  for (const [i, host] of webHosts(hosts).entries()) {
-    if (await stopApp(webDir(host))) stopped.push(`app on ${SANDBOX.nodes[i]}`);
+  for (const [name, host] of namedWebHosts(hosts)) {
+    if (await stopApp(webDir(host))) stopped.push(`app on ${name}`);
   }
   stopped.push(...(await stopCustomers(namedWebHosts(hosts))), ...(await stopMemcached(namedWebHosts(hosts))));
   const daemons: [string, string, string][] = [['HAProxy', SANDBOX_FILES.haproxyPid, SANDBOX_FILES.haproxyCfg], ['git daemon', SANDBOX_FILES.gitPid, SANDBOX_FILES.git]];

@@ -16,7 +16,7 @@ import { MOTO_CREDENTIALS, motoReady, spawnMoto } from './moto';
 import { appPid, appPidFile, ensureDataApp, ensureNodeFiles, stopApp } from './apps';
 import { findOnPath } from './paths';
 import { clusterPidFile, findPostgresBinDir, initCluster, startCluster, stopCluster } from './postgres';
-import { livePid, portOpen, stopPid, until } from './processes';
+import { keepDaemon, livePid, portOpen, stopPid, until } from './processes';
 import { giveToSudoUser } from './sudoUser';
 
 const S = SANDBOX.standby;
@@ -73,9 +73,7 @@ async function ensureMarker(host: FleetHost): Promise<void> {
   const dir = markerDir(host);
   ensureNodeFiles(dir, { 'release.txt': 'v1', healthy: 'ok\n' });
   if (livePid(markerPid(host), 'http.server')) return;
-  const child = spawn('python3', ['-m', 'http.server', '--bind', host.address, '--directory', dir, String(SANDBOX.appPort)], { detached: true, stdio: 'ignore' });
-  child.unref();
-  writeFileSync(markerPid(host), `${child.pid}\n`);
+  keepDaemon(spawn('python3', ['-m', 'http.server', '--bind', host.address, '--directory', dir, String(SANDBOX.appPort)], { detached: true, stdio: 'ignore' }), markerPid(host));
   await until(`the release marker on ${host.address}:${SANDBOX.appPort}`, () => portOpen(host.address, SANDBOX.appPort));
 }
 
@@ -102,10 +100,8 @@ async function ensureMoto(): Promise<void> {
   if (livePid(SANDBOX_FILES.motoPid, 'moto_server')) return;
   mkdirSync(path.dirname(SANDBOX_FILES.motoPid), { recursive: true, mode: 0o755 });
   const log = openSync(path.join(path.dirname(SANDBOX_FILES.motoPid), 'moto.log'), 'a');
-  const child = spawnMoto(S.motoPort, { detached: true, stdio: ['ignore', log, log] });
+  keepDaemon(spawnMoto(S.motoPort, { detached: true, stdio: ['ignore', log, log] }), SANDBOX_FILES.motoPid);
   closeSync(log);
-  child.unref();
-  writeFileSync(SANDBOX_FILES.motoPid, `${child.pid}\n`);
   await until(`moto on ${MOTO_URL}`, () => motoReady(MOTO_URL), 60_000);
   const [production] = S.infra;
   await aws(S3Client, production.region).send(new CreateBucketCommand({ Bucket: S.bucket, CreateBucketConfiguration: { LocationConstraint: production.region as BucketLocationConstraint } }));
