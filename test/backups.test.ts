@@ -159,7 +159,8 @@ describe('database sync through S3', () => {
     expect(m).toMatchObject({ key, kind: 'scheduled', infrastructure: 'blue', database: 'gigadb', tables: { 'public.dataset': ROWS.dataset, 'public.file': ROWS.file, 'public.author': ROWS.author } });
     const head = await s3.send(new HeadObjectCommand({ Bucket: BUCKET, Key: `${PREFIX}${key}.dump` }));
     expect(head.ContentLength).toBe(m.size);
-    expect(head.Metadata).toMatchObject({ sha256: m.sha256, size: String(m.size), key });
+    expect(head.ETag).toBe(m.etag);
+    expect(head.Metadata).toMatchObject({ key, database: 'gigadb' });
     expect(r.database.backup.backup.sha256).toBe(m.sha256);
     recordHistory(h, 'dataSync-database');
     // The passwords reach the tools through their environment: never in a run's history.
@@ -189,9 +190,19 @@ describe('database sync through S3', () => {
     expect(truncated.message).toContain(`the backup recorded ${original.length}`);
     expect(truncated.message).toContain('the standby was not touched');
 
+    // The same size, one byte changed: the object's ETag is not the one the backup recorded.
     const flipped = Buffer.from(original);
     flipped[Math.floor(flipped.length / 2)] ^= 0xff;
     await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: object, Body: flipped }));
+    const rewritten = await failureOf(await start('restoreDatabase', { key: backup.key, failure: { onFailure: 'fail' } }));
+    expect(rewritten.type).toBe('BackupCorrupt');
+    expect(rewritten.message).toContain('it was written again since the backup (ETag');
+    expect(rewritten.message).toContain('the standby was not touched');
+
+    // A manifest from before ETags were recorded: the sha256 of the bytes as they stream into pg_restore catches it.
+    const m = await manifest(backup.key);
+    const manifestKey = `${PREFIX}${backup.key}.json`;
+    await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: manifestKey, Body: JSON.stringify({ ...m, etag: undefined }) }));
     const corrupted = await failureOf(await start('restoreDatabase', { key: backup.key, failure: { onFailure: 'fail' } }));
     expect(corrupted.type).toBe('BackupCorrupt');
     expect(corrupted.message).toMatch(/its sha256 is [0-9a-f]{64}, the backup recorded/);
@@ -199,7 +210,27 @@ describe('database sync through S3', () => {
 
     expect(await fingerprint(green)).toEqual(before);
     expect(await databasesOn(green)).toEqual(['gigadb']);
-    await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: object, Body: original, Metadata: { sha256: backup.backup.sha256 } }));
+    const { ETag } = await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: object, Body: original }));
+    await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: manifestKey, Body: JSON.stringify({ ...m, etag: ETag }) }));
+  });
+
+  it('refuses a restore whose row counts are not the backup\'s: never swapped in, the live database untouched, nothing left beside it', async () => {
+    await resetStandby();
+    const before = await fingerprint(green);
+    const key = today();
+    const manifestKey = `${PREFIX}${key}.json`;
+    const m = await manifest(key);
+    await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: manifestKey, Body: JSON.stringify({ ...m, tables: { ...m.tables, 'public.author': ROWS.author + 1 } }) }));
+    try {
+      const refused = await failureOf(await start('restoreDatabase', { key, failure: { onFailure: 'fail' } }));
+      expect(refused.type).toBe('VerifyFailed');
+      expect(refused.message).toContain(`public.author: ${ROWS.author} rows, the backup has ${ROWS.author + 1}`);
+      expect(refused.message).toContain('the live database was not touched');
+      expect(await fingerprint(green)).toEqual(before);
+      expect(await databasesOn(green)).toEqual(['gigadb']);
+    } finally {
+      await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: manifestKey, Body: JSON.stringify(m) }));
+    }
   });
 
   it('never restores onto production, nor onto a standby that is the same database', async () => {

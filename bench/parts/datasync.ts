@@ -45,7 +45,7 @@ export const datasync: Part = {
   describe: 'dataSync files vs plain rclone sync; backup+restore through S3 vs a plain pg_dump | pg_restore pipe',
   tools: ['opsflow', 'temporal', 'rclone', 'postgresql'],
   async run(ctx): Promise<PartOutput> {
-    const size = ctx.quick ? { small: 1000, large: 1, largeMb: 20, rows: 100_000, rounds: 1 } : { small: 3000, large: 3, largeMb: 20, rows: 300_000, rounds: 3 };
+    const size = ctx.quick ? { small: 1000, large: 1, largeMb: 20, rows: 100_000, rounds: 1 } : { small: 3000, large: 3, largeMb: 20, rows: 300_000, rounds: 5 };
     const dir = scratchDir('datasync');
     const src = path.join(dir, 'blue');
     const dst = path.join(dir, 'green');

@@ -1,12 +1,13 @@
 // Database backups in S3 and their restore on the standby.
 //
 // Layout under s3://<bucket>/<prefix><system>/:
-//   <key>.dump                 pg_dump -Fc, streamed up while it is written; metadata sha256 and size
-//   <key>.json                 the manifest, written last: a backup is complete once it exists. It holds the size,
-//                              the sha256 and the row count of every table, counted in the snapshot pg_dump dumped.
+//   <key>.dump                 pg_dump -Fc, streamed up while it is written
+//   <key>.json                 the manifest, written last: a backup is complete once it exists. It holds the dump's
+//                              size, sha256 and S3 ETag, and the row count of every table, counted in the snapshot
+//                              pg_dump dumped.
 //   leases/<key>/<workflowId>  a restore using the key; pruning leaves leased keys alone
 //
-// A restore checks the object's size and metadata against the manifest before anything on the standby changes;
+// A restore checks the object's size and ETag against the manifest before anything on the standby changes;
 // streams it from S3 into pg_restore into a new database beside the live one, checking its byte count and sha256
 // against the manifest as it passes (a mismatch drops the new database); checks row counts and the inventory's
 // check queries there; then swaps it in by renaming both databases in one transaction. The live database is
@@ -15,9 +16,6 @@ import { createHash } from 'node:crypto';
 import { Transform, type Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import {
-  CompleteMultipartUploadCommand,
-  CopyObjectCommand,
-  CreateMultipartUploadCommand,
   DeleteObjectCommand,
   GetObjectCommand,
   HeadObjectCommand,
@@ -25,7 +23,6 @@ import {
   ListObjectsV2Command,
   AbortMultipartUploadCommand,
   PutObjectCommand,
-  UploadPartCopyCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
@@ -34,7 +31,7 @@ import { CancelledFailure } from '@temporalio/common';
 import { backupKeyKind, type BackupKeyKind } from '../schemas/backupKey';
 import { s3Client } from './aws';
 import { assertReceiver, backupPrefix, infrastructureOf, type DataDeps } from './dataSync';
-import { Postgres, toolFailure, type DatabaseInfo } from './postgres';
+import { MAINTENANCE_DB, Postgres, toolFailure, type CheckOutcome } from './postgres';
 import type { SshPool } from './ssh/pool';
 import { heartbeatEvery, Tools } from './tool';
 import { BackupCorrupt, BackupNotFound, InvalidInput, Misconfigured, RestoreMissing, RestoreNotVerified, VerifyFailed } from '../common/errors';
@@ -51,6 +48,11 @@ export interface BackupManifest {
   object: string;
   size: number;
   sha256: string;
+  /**
+   * The dump object's ETag when it was written: any later write of that key changes it. (Absent from backups made
+   * before it was recorded, whose objects carry their sha256 as metadata instead.)
+   */
+  etag?: string;
   /** Rows per table (`schema.table`) in the dumped snapshot. */
   tables: Record<string, number>;
   startedAt: string;
@@ -77,9 +79,6 @@ export interface BackupEntry {
 }
 
 const PART_SIZE = 16 * 1024 * 1024;
-/** S3's limit for a single CopyObject; larger objects are copied in parts. */
-const COPY_LIMIT = 5 * 1024 ** 3;
-const COPY_PART = 1024 ** 3;
 
 const notFound = (err: unknown) => ['NoSuchKey', 'NotFound', 'NoSuchUpload'].includes((err as { name?: string }).name ?? '');
 const sum = (counts: Record<string, number>) => Object.values(counts).reduce((a, b) => a + b, 0);
@@ -191,24 +190,6 @@ export function createBackupActivities(deps: DataDeps & { ssh: SshPool }) {
     return { key: m.key, url: `s3://${loc.bucket}/${m.object}`, infrastructure: m.infrastructure, database: m.database, size: m.size, sha256: m.sha256, tables: Object.keys(m.tables).length, rows: sum(m.tables), reused };
   }
 
-  /** Sets metadata on an existing object by copying it onto itself (in parts past S3's 5 GiB copy limit). */
-  async function setMetadata(loc: Location, key: string, size: number, metadata: Record<string, string>): Promise<void> {
-    const source = `${loc.bucket}/${encodeURIComponent(key).replace(/%2F/g, '/')}`;
-    if (size <= COPY_LIMIT) {
-      await loc.s3.send(new CopyObjectCommand({ Bucket: loc.bucket, Key: key, CopySource: source, MetadataDirective: 'REPLACE', Metadata: metadata, ContentType: 'application/octet-stream' }));
-      return;
-    }
-    const { UploadId } = await loc.s3.send(new CreateMultipartUploadCommand({ Bucket: loc.bucket, Key: key, Metadata: metadata, ContentType: 'application/octet-stream' }));
-    const parts: { ETag?: string; PartNumber: number }[] = [];
-    for (let start = 0, n = 1; start < size; start += COPY_PART, n++) {
-      const end = Math.min(start + COPY_PART, size) - 1;
-      const res = await loc.s3.send(new UploadPartCopyCommand({ Bucket: loc.bucket, Key: key, UploadId, PartNumber: n, CopySource: source, CopySourceRange: `bytes=${start}-${end}` }));
-      parts.push({ ETag: res.CopyPartResult?.ETag, PartNumber: n });
-      Context.current().heartbeat({ phase: 'metadata', bytes: end + 1, of: size });
-    }
-    await loc.s3.send(new CompleteMultipartUploadCommand({ Bucket: loc.bucket, Key: key, UploadId, MultipartUpload: { Parts: parts } }));
-  }
-
   /** Multipart uploads a killed attempt left behind, invisible but billed. */
   async function abortStaleUploads(loc: Location, key: string): Promise<void> {
     const res = await loc.s3.send(new ListMultipartUploadsCommand({ Bucket: loc.bucket, Prefix: key }));
@@ -244,8 +225,9 @@ export function createBackupActivities(deps: DataDeps & { ssh: SshPool }) {
         throw toolFailure(`pg_dump on ${dump.where}`, { ...exit, stderr });
       }
       m.end();
-      await uploaded;
-      return { size: m.bytes, sha256: m.digest() };
+      const { ETag } = await uploaded;
+      if (!ETag) throw new Error(`S3 gave no ETag for ${object}`);
+      return { size: m.bytes, sha256: m.digest(), etag: ETag };
     } finally {
       ctx.cancellationSignal.removeEventListener('abort', onCancel);
     }
@@ -266,6 +248,7 @@ export function createBackupActivities(deps: DataDeps & { ssh: SshPool }) {
       throw err;
     }
     if (head.ContentLength !== m.size) throw corruptBackup(loc, key, `it is ${head.ContentLength} bytes, the backup recorded ${m.size}`);
+    if (m.etag && head.ETag !== m.etag) throw corruptBackup(loc, key, `it was written again since the backup (ETag ${head.ETag}, the backup recorded ${m.etag})`);
     if (head.Metadata?.sha256 && head.Metadata.sha256 !== m.sha256) throw corruptBackup(loc, key, `its metadata sha256 ${head.Metadata.sha256} is not the manifest's ${m.sha256}`);
     return object;
   }
@@ -344,19 +327,25 @@ export function createBackupActivities(deps: DataDeps & { ssh: SshPool }) {
       const startedAt = new Date().toISOString();
       return beating(async (progress) => {
         await abortStaleUploads(loc, object);
-        progress.phase = 'snapshot and row counts';
+        progress.phase = 'snapshot';
         const snapshot = await postgres.snapshot(db, live);
-        let dumped: { size: number; sha256: string };
+        let dumped: Awaited<ReturnType<typeof dumpToS3>>;
+        let tables: Record<string, number>;
         try {
-          progress.phase = 'dump to S3';
+          progress.phase = 'dump to S3, and row counts';
           const dump = await postgres.dump(db, live, { snapshot: snapshot.id });
-          dumped = await dumpToS3(loc, object, dump, { system: input.system, key: input.key, infrastructure: input.infrastructure, database: live }, progress);
+          const uploading = dumpToS3(loc, object, dump, { system: input.system, key: input.key, infrastructure: input.infrastructure, database: live }, progress);
+          // The dump and the count read the same snapshot at once; either failing stops the other.
+          snapshot.counts.catch(() => dump.kill());
+          uploading.catch(() => snapshot.close());
+          const [up, counted] = await Promise.allSettled([uploading, snapshot.counts]);
+          if (up.status === 'rejected') throw up.reason;
+          if (counted.status === 'rejected') throw counted.reason;
+          [dumped, tables] = [up.value, counted.value];
         } finally {
           await snapshot.close();
         }
-        progress.phase = 'metadata';
-        await setMetadata(loc, object, dumped.size, { system: input.system, key: input.key, infrastructure: input.infrastructure, database: live, sha256: dumped.sha256, size: String(dumped.size) });
-        const manifest: BackupManifest = { format: 1, system: input.system, key: input.key, kind, infrastructure: input.infrastructure, database: live, object, ...dumped, tables: snapshot.counts, startedAt, finishedAt: new Date().toISOString() };
+        const manifest: BackupManifest = { format: 1, system: input.system, key: input.key, kind, infrastructure: input.infrastructure, database: live, object, ...dumped, tables, startedAt, finishedAt: new Date().toISOString() };
         await loc.s3.send(new PutObjectCommand({ Bucket: loc.bucket, Key: loc.manifestKey(input.key), Body: JSON.stringify(manifest, null, 2), ContentType: 'application/json' }));
         return result(loc, manifest, false);
       });
@@ -391,9 +380,7 @@ export function createBackupActivities(deps: DataDeps & { ssh: SshPool }) {
         const object = await checkedObject(loc, m, input.key);
         const { db, live, incoming } = databaseOf(input.system, input.infrastructure);
         Object.assign(progress, { phase: 'new database' });
-        const infos = await postgres.databases(db, [live, incoming]);
-        if (infos[incoming]) await postgres.dropDatabase(db, incoming);
-        await postgres.createDatabase(db, incoming, infos[live] as DatabaseInfo | undefined);
+        await postgres.recreateDatabase(db, incoming, { like: live });
         const { restored, problem } = await streamRestore(loc, m, object, { db, database: incoming }, progress);
         if (problem) {
           // Never verified nor swapped in; dropped now so that no one mistakes it for a restore.
@@ -412,22 +399,31 @@ export function createBackupActivities(deps: DataDeps & { ssh: SshPool }) {
       if (!m) throw new BackupNotFound(`the manifest of backup ${input.key} is gone`);
       const { db, incoming } = databaseOf(input.system, input.infrastructure);
       return beating(async (progress) => {
-        if (!(await postgres.databases(db, [incoming]))[incoming]) throw new RestoreMissing(`${incoming} does not exist: restore it again`);
-        progress.phase = 'row counts';
-        const counts = await postgres.rowCounts(db, incoming, Context.current().cancellationSignal);
-        const problems: string[] = [];
-        for (const [table, n] of Object.entries(m.tables)) {
-          if (!(table in counts)) problems.push(`${table}: missing`);
-          else if (counts[table] !== n) problems.push(`${table}: ${counts[table]} rows, the backup has ${n}`);
+        progress.phase = 'row counts and checks';
+        const problemsOf = ({ counts, checks }: { counts: Record<string, number>; checks: CheckOutcome[] }): string[] => {
+          const problems: string[] = [];
+          for (const [table, n] of Object.entries(m.tables)) {
+            if (!(table in counts)) problems.push(`${table}: missing`);
+            else if (counts[table] !== n) problems.push(`${table}: ${counts[table]} rows, the backup has ${n}`);
+          }
+          for (const table of Object.keys(counts)) if (!(table in m.tables)) problems.push(`${table}: not in the backup`);
+          for (const c of checks.filter((x) => !x.ok)) problems.push(`check ${c.name}: got ${c.value ?? 'no row'}${c.expect !== undefined ? `, want ${c.expect}` : ''}`);
+          return problems;
+        };
+        let found;
+        try {
+          // Marked verified in the same session, only when nothing is wrong.
+          found = await postgres.rowCountsAndChecks(db, incoming, db.checks, { signal: Context.current().cancellationSignal, comment: (f) => (problemsOf(f).length ? undefined : marker(input.system, input.key, m.sha256)) });
+        } catch (err) {
+          // Asked only when the session failed: the happy path opens one connection, not two.
+          if (!(await postgres.databases(db, [incoming]))[incoming]) throw new RestoreMissing(`${incoming} does not exist: restore it again`);
+          throw err;
         }
-        for (const table of Object.keys(counts)) if (!(table in m.tables)) problems.push(`${table}: not in the backup`);
-        progress.phase = 'checks';
-        const checks = await postgres.runChecks(db, incoming, db.checks);
-        for (const c of checks.filter((x) => !x.ok)) problems.push(`check ${c.name}: got ${c.value ?? 'no row'}${c.expect !== undefined ? `, want ${c.expect}` : ''}`);
+        const { counts, checks } = found;
+        const problems = problemsOf(found);
         if (problems.length) {
           throw new VerifyFailed(`the restore of ${input.key} into ${incoming} does not match the backup (${problems.length} problem(s)): ${problems.slice(0, 10).join('; ')}${problems.length > 10 ? '; …' : ''}; the live database was not touched`);
         }
-        await postgres.setComment(db, incoming, marker(input.system, input.key, m.sha256));
         return { tables: Object.keys(counts).length, rows: sum(counts), checks: checks.map(({ name, ok, value }) => ({ name, ok, value })) };
       });
     },
@@ -444,21 +440,27 @@ export function createBackupActivities(deps: DataDeps & { ssh: SshPool }) {
       const expected = marker(input.system, input.key, m.sha256);
       const { db, live, incoming, old } = databaseOf(input.system, input.infrastructure);
       return beating(async (progress) => {
-        const infos = await postgres.databases(db, [live, incoming, old]);
-        let resumed = false;
-        if (infos[incoming]) {
-          if (infos[incoming].comment !== expected) throw new RestoreNotVerified(`${incoming} was not verified by this run: restore and verify it again`);
-          if (infos[old]) await postgres.dropDatabase(db, old);
-          progress.phase = 'swap';
-          await postgres.swapDatabases(db, { live, incoming, old });
-        } else if (infos[live]?.comment === expected) {
-          resumed = true;
-        } else {
-          throw new RestoreMissing(`nothing to swap in: ${incoming} does not exist and ${live} is not this run's restore`);
+        // One session for the look and the swap.
+        const session = await postgres.session(db, MAINTENANCE_DB);
+        try {
+          const infos = await postgres.databases(db, [live, incoming, old], session);
+          let resumed = false;
+          if (infos[incoming]) {
+            if (infos[incoming].comment !== expected) throw new RestoreNotVerified(`${incoming} was not verified by this run: restore and verify it again`);
+            progress.phase = 'swap, and drop the previous data';
+            await postgres.swapDatabases(db, { live, incoming, old }, { dropOld: true, via: session });
+          } else if (infos[live]?.comment === expected) {
+            resumed = true;
+            progress.phase = 'drop the previous data';
+            await postgres.dropDatabase(db, old, session);
+          } else {
+            throw new RestoreMissing(`nothing to swap in: ${incoming} does not exist and ${live} is not this run's restore`);
+          }
+          await session.end();
+          return { database: live, resumed };
+        } finally {
+          session.kill();
         }
-        progress.phase = 'drop the previous data';
-        await postgres.dropDatabase(db, old);
-        return { database: live, resumed };
       });
     },
 

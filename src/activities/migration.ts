@@ -115,7 +115,8 @@ export function createMigrationActivities(deps: { inventory: Inventory; ssh: Ssh
     return { exists: true, ours: true, state: info.comment.slice(mark.length) as CopyState };
   }
 
-  const setState = (db: DatabaseConfig, name: string, state: CopyState) => postgres.setComment(db, name, `${markOf()}${state}`);
+  const stateComment = (state: CopyState) => `${markOf()}${state}`;
+  const setState = (db: DatabaseConfig, name: string, state: CopyState) => postgres.setComment(db, name, stateComment(state));
 
   /** The dump file of this run on the worker: named by database, migration and run, so a retry finds its own. */
   function dumpFile(backupDir: string, live: string, migrationId: string, kind: 'full' | 'final'): string {
@@ -130,10 +131,7 @@ export function createMigrationActivities(deps: { inventory: Inventory; ssh: Ssh
     const current = await stateOf(db, copy);
     // No comment at all: this run created it and died before marking it (the plan found the name free).
     if (current.exists && !current.ours && !current.unmarked) throw new CopyExists(`${copy} exists and is not this run's copy: nothing was restored`);
-    if (current.exists) await postgres.dropDatabase(db, copy);
-    const like = (await postgres.databases(db, [db.database]))[db.database];
-    await postgres.createDatabase(db, copy, like);
-    await setState(db, copy, 'restoring');
+    await postgres.recreateDatabase(db, copy, { like: db.database, comment: stateComment('restoring') });
     const { size } = await stat(dump.file);
     if (size !== dump.size) throw new DumpCorrupt(`the dump ${dump.file} is ${size} bytes, ${dump.size} were written: it changed since`);
     let fed = 0;
@@ -212,10 +210,15 @@ export function createMigrationActivities(deps: { inventory: Inventory; ssh: Ssh
       const ctx = Context.current();
       let walLsn: string;
       let snapshot: Awaited<ReturnType<Postgres['snapshot']>>;
+      let tables: Record<string, number>;
       try {
         [[walLsn]] = await postgres.sql(db, db.database, 'SELECT pg_current_wal_lsn();\n');
         // Counting every table's rows takes a while on a big database: the heartbeats already run.
         snapshot = await postgres.snapshot(db, db.database);
+        tables = await snapshot.counts.catch(async (err: unknown) => {
+          await snapshot.close();
+          throw err;
+        });
       } catch (err) {
         stop();
         throw err;
@@ -243,7 +246,7 @@ export function createMigrationActivities(deps: { inventory: Inventory; ssh: Ssh
         await snapshot.close();
       }
       await rename(partial, file);
-      const result: DumpResult = { kind: input.kind, file, size, sha256: hash.digest('hex'), tables: snapshot.counts, walLsn, startedAt, finishedAt: new Date().toISOString(), reused: false };
+      const result: DumpResult = { kind: input.kind, file, size, sha256: hash.digest('hex'), tables, walLsn, startedAt, finishedAt: new Date().toISOString(), reused: false };
       await writeFile(`${file}.json.partial`, JSON.stringify(result, null, 2), { mode: 0o600 });
       await rename(`${file}.json.partial`, `${file}.json`);
       return result;

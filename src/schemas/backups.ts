@@ -1,35 +1,41 @@
 import { z } from 'zod';
 import { backupKey, backupKeyKind } from './backupKey';
-import { name, runFields } from './common';
+import { name, runFields, workflowInput } from './common';
 
-export const backupDatabaseInput = z
-  .strictObject({
-    system: name,
-    /** The infrastructure whose database is dumped; default: production, per the roles registry. */
-    from: name.optional(),
-    /** Default: now, as YYYYMMDD (scheduled) or, with `manual`, YYYYMMDDHHMM. A key already backed up is reused. */
-    key: backupKey.optional(),
-    manual: z.boolean().default(false),
-    ...runFields,
-  })
-  .superRefine((input, ctx) => {
-    if (input.key && input.manual && backupKeyKind(input.key) !== 'manual') {
-      ctx.addIssue({ code: 'custom', path: ['key'], message: 'a manual backup is keyed YYYYMMDDHHMM' });
-    }
-  });
+export const backupDatabaseInput = workflowInput(() =>
+  z
+    .strictObject({
+      system: name,
+      /** The infrastructure whose database is dumped; default: production, per the roles registry. */
+      from: name.optional(),
+      /** Default: now, as YYYYMMDD (scheduled) or, with `manual`, YYYYMMDDHHMM. A key already backed up is reused. */
+      key: backupKey.optional(),
+      manual: z.boolean().default(false),
+      ...runFields,
+    })
+    .superRefine((input, ctx) => {
+      if (input.key && input.manual && backupKeyKind(input.key) !== 'manual') {
+        ctx.addIssue({ code: 'custom', path: ['key'], message: 'a manual backup is keyed YYYYMMDDHHMM' });
+      }
+    }),
+);
 export type BackupDatabaseInput = z.input<typeof backupDatabaseInput>;
 
-export const restoreDatabaseInput = z.strictObject({
-  system: name,
-  key: backupKey,
-  /** The infrastructure whose database is replaced: the standby. Default: the standby, per the roles registry. */
-  to: name.optional(),
-  ...runFields,
-});
+export const restoreDatabaseInput = workflowInput(() =>
+  z.strictObject({
+    system: name,
+    key: backupKey,
+    /** The infrastructure whose database is replaced: the standby. Default: the standby, per the roles registry. */
+    to: name.optional(),
+    ...runFields,
+  }),
+);
 export type RestoreDatabaseInput = z.input<typeof restoreDatabaseInput>;
 
-export const pruneBackupsInput = z.strictObject({
-  system: name,
-  ...runFields,
-});
+export const pruneBackupsInput = workflowInput(() =>
+  z.strictObject({
+    system: name,
+    ...runFields,
+  }),
+);
 export type PruneBackupsInput = z.input<typeof pruneBackupsInput>;

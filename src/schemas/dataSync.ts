@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { backupKey } from './backupKey';
-import { duration, name, runFields } from './common';
+import { duration, name, runFields, workflowInput } from './common';
 
 export const STORES = ['files', 'database'] as const;
 export type Store = (typeof STORES)[number];
@@ -19,29 +19,33 @@ export function syncScheduleId(system: string, kind: ScheduleKind): string {
 
 const distinct = <T>(a: T[]) => new Set(a).size === a.length;
 
-export const dataSyncInput = z.strictObject({
-  system: name,
-  /** What to copy from production to the standby. */
-  stores: z.array(z.enum(STORES)).min(1).refine(distinct, 'a store is named twice').default(['files', 'database']),
-  /**
-   * The infrastructure receiving the data. The roles registry decides: it must be the standby; naming it makes
-   * the intent explicit, and a run naming production is refused.
-   */
-  to: name.optional(),
-  /** The database backup to take and restore; default: today's YYYYMMDD in the system's time zone. */
-  key: backupKey.optional(),
-  ...runFields,
-});
+export const dataSyncInput = workflowInput(() =>
+  z.strictObject({
+    system: name,
+    /** What to copy from production to the standby. */
+    stores: z.array(z.enum(STORES)).min(1).refine(distinct, 'a store is named twice').default(['files', 'database']),
+    /**
+     * The infrastructure receiving the data. The roles registry decides: it must be the standby; naming it makes
+     * the intent explicit, and a run naming production is refused.
+     */
+    to: name.optional(),
+    /** The database backup to take and restore; default: today's YYYYMMDD in the system's time zone. */
+    key: backupKey.optional(),
+    ...runFields,
+  }),
+);
 export type DataSyncInput = z.input<typeof dataSyncInput>;
 
-export const pauseDataSyncInput = z.strictObject({
-  system: name,
-  /** Which of the system's schedules; `prune` only when named (a system without backups has none). */
-  schedules: z.array(z.enum(SCHEDULE_KINDS)).min(1).refine(distinct, 'a schedule is named twice').default(['files', 'database']),
-  /** Shown as the schedules' note while they are paused. */
-  reason: z.string().trim().min(1, 'say why').max(200),
-  /** How long the schedules stay paused; they are resumed afterwards whatever happens (cancelling resumes them early). */
-  for: duration,
-  ...runFields,
-});
+export const pauseDataSyncInput = workflowInput(() =>
+  z.strictObject({
+    system: name,
+    /** Which of the system's schedules; `prune` only when named (a system without backups has none). */
+    schedules: z.array(z.enum(SCHEDULE_KINDS)).min(1).refine(distinct, 'a schedule is named twice').default(['files', 'database']),
+    /** Shown as the schedules' note while they are paused. */
+    reason: z.string().trim().min(1, 'say why').max(200),
+    /** How long the schedules stay paused; they are resumed afterwards whatever happens (cancelling resumes them early). */
+    for: duration,
+    ...runFields,
+  }),
+);
 export type PauseDataSyncInput = z.input<typeof pauseDataSyncInput>;

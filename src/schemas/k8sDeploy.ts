@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { approvalGate, duration, fourEyesNeedsRequester, name, runFields } from './common';
+import { approvalGate, duration, fourEyesNeedsRequester, name, runFields, workflowInput } from './common';
 
 /** A Kubernetes name that is also a DNS label (namespaces, containers). */
 export const k8sName = z.string().regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, 'a Kubernetes name: lower-case letters, digits and "-", at most 63');
@@ -41,31 +41,33 @@ export const imageReference = z.string().superRefine((ref, ctx) => {
   else if (!parsed.tag && !parsed.digest) ctx.addIssue({ code: 'custom', message: `"${ref}" names no tag or digest: pin the build to deploy` });
 });
 
-export const k8sDeployInput = z
-  .strictObject({
-    environment: name,
-    /** A service of the environment's kubernetes section in the inventory. */
-    service: name,
-    /** One image for every container the service's deployments declare… */
-    image: imageReference.optional(),
-    /** …or an image per container name; containers not named keep theirs. */
-    images: z.record(k8sName, imageReference).optional(),
-    /** A label for the run (the OpsRelease search attribute); default: the image's tag. */
-    release: z.string().trim().min(1).max(128).optional(),
-    /** This release migrates the database; default: the service's `migration` setting in the inventory. */
-    migration: z.boolean().optional(),
-    /** Overrides how long the pods are watched after the rollout; "0s" skips the watch. */
-    watch: duration.optional(),
-    /** An approval gate before anything changes. */
-    approval: approvalGate.optional(),
-    /** An approval gate after the watch: a rejection (or its timeout) rolls the release back. */
-    promote: approvalGate.optional(),
-    ...runFields,
-  })
-  .superRefine((input, ctx) => {
-    if ((input.image === undefined) === (input.images === undefined)) ctx.addIssue({ code: 'custom', path: ['image'], message: 'give exactly one of image or images' });
-    else if (input.images && Object.keys(input.images).length === 0) ctx.addIssue({ code: 'custom', path: ['images'], message: 'names no container' });
-    fourEyesNeedsRequester(input, [input.approval, input.promote], ctx);
-  });
+export const k8sDeployInput = workflowInput(() =>
+  z
+    .strictObject({
+      environment: name,
+      /** A service of the environment's kubernetes section in the inventory. */
+      service: name,
+      /** One image for every container the service's deployments declare… */
+      image: imageReference.optional(),
+      /** …or an image per container name; containers not named keep theirs. */
+      images: z.record(k8sName, imageReference).optional(),
+      /** A label for the run (the OpsRelease search attribute); default: the image's tag. */
+      release: z.string().trim().min(1).max(128).optional(),
+      /** This release migrates the database; default: the service's `migration` setting in the inventory. */
+      migration: z.boolean().optional(),
+      /** Overrides how long the pods are watched after the rollout; "0s" skips the watch. */
+      watch: duration.optional(),
+      /** An approval gate before anything changes. */
+      approval: approvalGate.optional(),
+      /** An approval gate after the watch: a rejection (or its timeout) rolls the release back. */
+      promote: approvalGate.optional(),
+      ...runFields,
+    })
+    .superRefine((input, ctx) => {
+      if ((input.image === undefined) === (input.images === undefined)) ctx.addIssue({ code: 'custom', path: ['image'], message: 'give exactly one of image or images' });
+      else if (input.images && Object.keys(input.images).length === 0) ctx.addIssue({ code: 'custom', path: ['images'], message: 'names no container' });
+      fourEyesNeedsRequester(input, [input.approval, input.promote], ctx);
+    }),
+);
 
 export type K8sDeployInput = z.input<typeof k8sDeployInput>;

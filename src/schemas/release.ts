@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { approvalGate, fourEyesNeedsRequester, name, runFields } from './common';
+import { approvalGate, fourEyesNeedsRequester, name, runFields, workflowInput } from './common';
 
 const noDotDot = (s: string) => !s.split('/').includes('..');
 
@@ -24,35 +24,39 @@ export const releaseSource = z
   })
   .refine((r) => !!r.git !== !!r.tarball, { message: 'give exactly one of git or tarball' });
 
-export const blueGreenDeployInput = z
-  .strictObject({
-    environment: name,
-    service: name,
-    release: releaseSource,
-    /** The gate between the blue node and the green ones; absent: no gate. */
-    promote: approvalGate.optional(),
-    /** Green nodes at a time; default from the inventory. */
-    batchSize: z.number().int().min(1).optional(),
-    /** Tag the released commit and push the tag ({date}: YYYY-MM-DD, {release}: the id). Git releases only. */
-    tag: z.strictObject({ pattern: z.string().regex(/^[A-Za-z0-9{}][A-Za-z0-9._{}/-]*$/, 'a git tag name').default('deploy-{date}') }).optional(),
-    ...runFields,
-  })
-  .superRefine((input, ctx) => {
-    fourEyesNeedsRequester(input, [input.promote], ctx);
-    if (input.tag && !input.release.git) ctx.addIssue({ code: 'custom', path: ['tag'], message: 'tagging needs a git release' });
-  });
+export const blueGreenDeployInput = workflowInput(() =>
+  z
+    .strictObject({
+      environment: name,
+      service: name,
+      release: releaseSource,
+      /** The gate between the blue node and the green ones; absent: no gate. */
+      promote: approvalGate.optional(),
+      /** Green nodes at a time; default from the inventory. */
+      batchSize: z.number().int().min(1).optional(),
+      /** Tag the released commit and push the tag ({date}: YYYY-MM-DD, {release}: the id). Git releases only. */
+      tag: z.strictObject({ pattern: z.string().regex(/^[A-Za-z0-9{}][A-Za-z0-9._{}/-]*$/, 'a git tag name').default('deploy-{date}') }).optional(),
+      ...runFields,
+    })
+    .superRefine((input, ctx) => {
+      fourEyesNeedsRequester(input, [input.promote], ctx);
+      if (input.tag && !input.release.git) ctx.addIssue({ code: 'custom', path: ['tag'], message: 'tagging needs a git release' });
+    }),
+);
 
-export const rollbackReleaseInput = z
-  .strictObject({
-    environment: name,
-    service: name,
-    /** The release to go back to; default: on each node, the newest installed release that is not live. */
-    to: releaseId.optional(),
-    /** Asked before any node changes. */
-    approval: approvalGate.optional(),
-    ...runFields,
-  })
-  .superRefine((input, ctx) => fourEyesNeedsRequester(input, [input.approval], ctx));
+export const rollbackReleaseInput = workflowInput(() =>
+  z
+    .strictObject({
+      environment: name,
+      service: name,
+      /** The release to go back to; default: on each node, the newest installed release that is not live. */
+      to: releaseId.optional(),
+      /** Asked before any node changes. */
+      approval: approvalGate.optional(),
+      ...runFields,
+    })
+    .superRefine((input, ctx) => fourEyesNeedsRequester(input, [input.approval], ctx)),
+);
 
 export type BlueGreenDeployInput = z.input<typeof blueGreenDeployInput>;
 export type RollbackReleaseInput = z.input<typeof rollbackReleaseInput>;
