@@ -2,6 +2,10 @@
 // of 300,000 rows; a truncated and a corrupted backup refused with the live database untouched; a worker
 // SIGKILLed in the middle of a restore, after which the standby holds the old data or the new, never a mix;
 // retention that spares a backup a running restore holds.
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { CreateBucketCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand, CopyObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import type { WorkflowHandle } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
@@ -161,6 +165,10 @@ describe('database sync through S3', () => {
     expect(head.ContentLength).toBe(m.size);
     expect(head.ETag).toBe(m.etag);
     expect(head.Metadata).toMatchObject({ key, database: 'gigadb' });
+    // At the default dumpCompression, gzip level 1 (pg_dump's own default, -1, is level 6).
+    const dumpFile = path.join(mkdtempSync(path.join(tmpdir(), 'opsflow-dump-')), `${key}.dump`);
+    writeFileSync(dumpFile, await ((await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: `${PREFIX}${key}.dump` }))).Body as { transformToByteArray(): Promise<Uint8Array> }).transformToByteArray());
+    expect(execFileSync('pg_restore', ['-l', dumpFile], { encoding: 'utf8' })).toMatch(/^;\s+Compression: 1$/m);
     expect(r.database.backup.backup.sha256).toBe(m.sha256);
     recordHistory(h, 'dataSync-database');
     // The passwords reach the tools through their environment: never in a run's history.

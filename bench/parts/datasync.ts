@@ -3,12 +3,16 @@
 //   (what dataSync runs), on a fresh destination each round, local directory to local directory;
 // - database: dataSync (stores: database: a backupDatabase child streaming pg_dump to S3 with row counts from the
 //   dump's snapshot, then a restoreDatabase child: the download streamed into pg_restore beside the live
-//   database with its sha256 checked as it passes, row counts, swap) against a plain `pg_dump -Fc | pg_restore` pipe into a new database. PostgreSQL clusters and
-//   moto_server (S3) on loopback, the test suite's helpers.
+//   database with its sha256 checked as it passes, row counts, swap) against a plain `pg_dump -Fc | pg_restore`
+//   pipe into a new database, and against a plain script that dumps to S3 and then restores from it.
+//   PostgreSQL clusters and moto_server (S3) on loopback, the test suite's helpers.
 import { randomBytes } from 'node:crypto';
 import { rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
+import { spawn } from 'node:child_process';
+import type { Readable } from 'node:stream';
+import { CreateBucketCommand, GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
 import type { Client } from '@temporalio/client';
 import { tsToMs } from '@temporalio/common/lib/time';
 import { stringify } from 'yaml';
@@ -59,7 +63,8 @@ export const datasync: Part = {
       process.env.BENCH_AWS_KEY = moto.credentials.accessKeyId;
       process.env.BENCH_AWS_SECRET = moto.credentials.secretAccessKey;
       process.env.BENCH_PGPASSWORD = password;
-      await new S3Client({ region: 'us-east-1', endpoint: moto.endpoint, forcePathStyle: true, credentials: moto.credentials }).send(new CreateBucketCommand({ Bucket: BUCKET }));
+      const s3 = new S3Client({ region: 'us-east-1', endpoint: moto.endpoint, forcePathStyle: true, credentials: moto.credentials });
+      await s3.send(new CreateBucketCommand({ Bucket: BUCKET }));
       await blue.query('postgres', 'CREATE DATABASE gigadb');
       await green.query('postgres', 'CREATE DATABASE gigadb');
       await blue.query('gigadb', 'CREATE TABLE dataset (id int PRIMARY KEY, doi text NOT NULL, title text, size bigint, created timestamptz)');
@@ -82,6 +87,9 @@ export const datasync: Part = {
       );
       const pgEnv = { ...process.env, PGPASSWORD: password };
       const conn = (pg: typeof blue, database: string) => ['-w', '-h', pg.host, '-p', String(pg.port), '-U', pg.user, '-d', database];
+      /** Resolves when the program exits 0. */
+      const exit0 = (child: ReturnType<typeof spawn>, what: string) =>
+        new Promise<void>((resolve, reject) => child.once('close', (code) => (code === 0 ? resolve() : reject(new Error(`${what} exited ${code}`)))));
       const run = async (cmd: string, args: string[], env = process.env) => {
         const res = await runProgram(cmd, args, { env, timeoutMs: 600_000 });
         if (res.code !== 0) throw new Error(`${cmd} ${args[0]} exited ${res.code}: ${tail(res.stderr || res.stdout)}`);
@@ -132,21 +140,40 @@ export const datasync: Part = {
                 await run('sh', ['-c', 'pg_dump -Fc "$@" | pg_restore --exit-on-error -w -h "$H" -p "$P" -U "$U" -d plain', 'sh', ...conn(blue, 'gigadb')], { ...pgEnv, H: green.host, P: String(green.port), U: green.user });
               },
             },
+            // What a script doing the runbook's two halves would take without any check: the dump to S3 (at opsflow's
+            // compression), then the restore from it; the standby's tools run where the standby is, so a restore
+            // cannot read the dump as it is made.
+            {
+              name: 'plain script: pg_dump -Fc -Z1 to S3, then S3 into pg_restore',
+              ms: [] as number[],
+              run: async () => {
+                await green.query('postgres', 'DROP DATABASE IF EXISTS plain WITH (FORCE)');
+                await green.query('postgres', 'CREATE DATABASE plain');
+                const key = `plain/${round}.dump`;
+                const dump = spawn('pg_dump', ['-Fc', '-Z1', ...conn(blue, 'gigadb')], { env: pgEnv, stdio: ['ignore', 'pipe', 'inherit'] });
+                await Promise.all([new Upload({ client: s3, params: { Bucket: BUCKET, Key: key, Body: dump.stdout } }).done(), exit0(dump, 'pg_dump')]);
+                const body = (await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: key }))).Body as Readable;
+                const restore = spawn('pg_restore', ['--exit-on-error', ...conn(green, 'plain')], { env: pgEnv, stdio: ['pipe', 'ignore', 'inherit'] });
+                body.pipe(restore.stdin);
+                await exit0(restore, 'pg_restore');
+              },
+            },
           ];
           for (; round < size.rounds; round++) for (const way of database) way.ms.push(await timed(way.run));
           const key = `2020010100${String(size.rounds - 1).padStart(2, '0')}`;
           const breakdown = { ...(await activitySeconds(t.client, `${lastId}/backup-${key}`)), ...(await activitySeconds(t.client, `${lastId}/restore-${key}`)) };
           notes.push(`database, where the last opsflow round's time went (s per activity, scheduled to completed): ${Object.entries(breakdown).map(([k, v]) => `${k} ${v}`).join(', ')}`);
-          const [opsDb, plainDb] = database.map((w) => summarize(w.ms));
-          database.forEach((w, i) => figures.push({ name: `database, ${size.rows.toLocaleString('en')} rows: ${w.name}`, value: [opsDb, plainDb][i].median, unit: 'ms', stats: [opsDb, plainDb][i] }));
+          const [opsDb, plainDb, scriptDb] = database.map((w) => summarize(w.ms));
+          database.forEach((w, i) => figures.push({ name: `database, ${size.rows.toLocaleString('en')} rows: ${w.name}`, value: [opsDb, plainDb, scriptDb][i].median, unit: 'ms', stats: [opsDb, plainDb, scriptDb][i] }));
           figures.push({ name: 'database: opsflow / plain pipe', value: opsDb.median / plainDb.median, unit: '×' });
+          figures.push({ name: 'database: opsflow / plain script through S3', value: opsDb.median / scriptDb.median, unit: '×' });
         } finally {
           await worker.stop();
         }
       });
       notes.push(`files: ${size.small} files of 0.2–4 KiB in 210 directories and ${size.large} of ${size.largeMb} MiB, local to local, a fresh destination every round; rclone defaults except opsflow's --checkers 8 --transfers 4`);
       notes.push('files: opsflow also runs `rclone check` (sizes and MD5 of every file, both trees read again) and refuses to finish on a difference; plain sync does neither, hence the sync + check row');
-      notes.push('database: opsflow exports a snapshot and counts every table in it, streams pg_dump to S3 (moto_server on loopback) with its sha256, sets the metadata, checks the object size, streams it into pg_restore into a new database with its sha256 checked as it passes, counts rows again, swaps by rename and drops the old data, in two child workflows; the plain pipe does none of that');
+      notes.push('database: opsflow exports a snapshot and counts every table in it while pg_dump (gzip level 1) streams to S3 (moto_server on loopback) with its sha256, records the ETag, checks the object size and ETag, streams it into pg_restore into a new database with its sha256 checked as it passes, counts rows again and runs the checks, swaps by rename and drops the old data, in two child workflows; the plain pipe and the plain script do none of that');
     } finally {
       moto.stop();
       blue.stop();
