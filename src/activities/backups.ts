@@ -335,12 +335,18 @@ export function createBackupActivities(deps: DataDeps & { ssh: SshPool }) {
           progress.phase = 'dump to S3, and row counts';
           const dump = await postgres.dump(db, live, { snapshot: snapshot.id });
           const uploading = dumpToS3(loc, object, dump, { system: input.system, key: input.key, infrastructure: input.infrastructure, database: live }, progress);
-          // The dump and the count read the same snapshot at once; either failing stops the other.
-          snapshot.counts.catch(() => dump.kill());
-          uploading.catch(() => snapshot.close());
+          // The dump and the count read the same snapshot at once; the first to fail stops the other, and its
+          // error, not the other's "killed", is the activity's.
+          let cause: unknown;
+          const stop = (err: unknown) => {
+            cause ??= err;
+            dump.kill();
+            void snapshot.close();
+          };
+          uploading.catch(stop);
+          snapshot.counts.catch(stop);
           const [up, counted] = await Promise.allSettled([uploading, snapshot.counts]);
-          if (up.status === 'rejected') throw up.reason;
-          if (counted.status === 'rejected') throw counted.reason;
+          if (up.status === 'rejected' || counted.status === 'rejected') throw cause;
           [dumped, tables] = [up.value, counted.value];
         } finally {
           await snapshot.close();

@@ -351,8 +351,13 @@ $opsflow$;\n${drop}`,
           (closed ??= (async () => {
             // Closed before the count ended (the dump failed): no one will read it.
             if (!counted) return session.kill();
-            await session.run('COMMIT;\n');
-            await session.end();
+            try {
+              await session.run('COMMIT;\n');
+              await session.end();
+            } catch {
+              // A read-only transaction has nothing to lose: ended either way.
+              session.kill();
+            }
           })()),
       };
     } catch (e) {
