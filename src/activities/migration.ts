@@ -215,10 +215,8 @@ export function createMigrationActivities(deps: { inventory: Inventory; ssh: Ssh
         [[walLsn]] = await postgres.sql(db, db.database, 'SELECT pg_current_wal_lsn();\n');
         // Counting every table's rows takes a while on a big database: the heartbeats already run.
         snapshot = await postgres.snapshot(db, db.database);
-        tables = await snapshot.counts.catch(async (err: unknown) => {
-          await snapshot.close();
-          throw err;
-        });
+        // A failed count ends the snapshot's session itself.
+        tables = await snapshot.counts;
       } catch (err) {
         stop();
         throw err;

@@ -68,6 +68,8 @@ WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND n.nspname NOT IN ('pg
 \\gexec
 `;
 
+const psqlFailure = (database: string, result: Parameters<typeof toolFailure>[1]) => toolFailure(`psql on ${database} (${result.code === null ? 'killed' : `exit ${result.code}`})`, result);
+
 function records(stdout: string): string[][] {
   return stdout
     .split('\0')
@@ -152,7 +154,7 @@ export class Postgres {
   async sql(db: DatabaseConfig, database: string, script: string, opts: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<string[][]> {
     const argv = this.psqlArgv(db, database);
     const res = await this.tools.run(db.runOn, { argv, env: this.env(db) }, { input: script, timeoutMs: opts.timeoutMs ?? 10 * 60_000, signal: opts.signal });
-    if (res.code !== 0) throw toolFailure(`psql on ${database} (${res.code === null ? 'killed' : `exit ${res.code}`})`, res);
+    if (res.code !== 0) throw psqlFailure(database, res);
     return records(res.stdout);
   }
 
@@ -212,7 +214,7 @@ export class Postgres {
       signal?.removeEventListener('abort', kill);
       return exit;
     });
-    const failed = exited.then((exit) => Promise.reject(toolFailure(`psql on ${database} (${exit.code === null ? 'killed' : `exit ${exit.code}`})`, { ...exit, stderr: err })));
+    const failed = exited.then((exit) => Promise.reject(psqlFailure(database, { ...exit, stderr: err })));
     failed.catch(() => undefined);
     let look = () => {};
     proc.stdout.on('data', (d: Buffer) => {

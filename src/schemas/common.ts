@@ -2,7 +2,6 @@
 // stays pure: zod only, no Node APIs.
 import { z } from 'zod';
 
-/** Durations in the compact form Temporal timers accept: `90s`, `10m`, `2h`, `1d`, `500ms`. */
 /**
  * A workflow's input schema, built the first time it is used. Every run the worker creates evaluates the workflow
  * bundle afresh (the SDK's reusable context gives each run its own modules), so building every workflow's schema
@@ -10,6 +9,7 @@ import { z } from 'zod';
  */
 export const workflowInput = <T extends z.ZodType>(build: () => T) => z.lazy(build);
 
+/** Durations in the compact form Temporal timers accept: `90s`, `10m`, `2h`, `1d`, `500ms`. */
 export const duration = z
   .string()
   .regex(/^\d+(\.\d+)?(ms|s|m|h|d)$/, 'a duration such as 30s, 10m, 2h or 1d');
