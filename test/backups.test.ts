@@ -9,6 +9,7 @@ import path from 'node:path';
 import { CreateBucketCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand, CopyObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import type { WorkflowHandle } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { Client } from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BackupManifest } from '../src/activities/backups';
 import { backupKeyFor, backupKeyKind, expiredKeys } from '../src/schemas/backupKey';
@@ -171,6 +172,23 @@ describe('database sync through S3', () => {
     expect(execFileSync('pg_restore', ['-l', dumpFile], { encoding: 'utf8' })).toMatch(/^;\s+Compression: 1$/m);
     expect(r.database.backup.backup.sha256).toBe(m.sha256);
     recordHistory(h, 'dataSync-database');
+    // The restore started with the backup and made its new database meanwhile, then waited for the backup.
+    const restoreRun = env.client.workflow.getHandle(`${h.workflowId}/restore-${key}`);
+    recordHistory(restoreRun, 'restoreDatabase-after-backup');
+    const events = (await h.fetchHistory()).events ?? [];
+    const at = (what: (e: (typeof events)[number]) => unknown) => events.findIndex(what);
+    expect(at((e) => e.startChildWorkflowExecutionInitiatedEventAttributes?.workflowId === restoreRun.workflowId)).toBeLessThan(at((e) => e.childWorkflowExecutionCompletedEventAttributes?.workflowExecution?.workflowId === `${h.workflowId}/backup-${key}`));
+    const restoreSteps = (await restoreRun.query<RunStatus>('status')).steps.map((st) => `${st.name}: ${st.state}`);
+    expect(restoreSteps).toEqual([
+      'plan: succeeded',
+      `lease backup ${key}: succeeded`,
+      'create the new database beside gigadb: succeeded',
+      `wait for backup ${key}: succeeded`,
+      `download, check and restore ${key} beside gigadb: succeeded`,
+      'verify row counts and checks: succeeded',
+      'swap it in as gigadb: succeeded',
+      `release backup ${key}: succeeded`,
+    ]);
     // The passwords reach the tools through their environment: never in a run's history.
     for (const id of [h.workflowId, `${h.workflowId}/backup-${key}`, `${h.workflowId}/restore-${key}`]) {
       const history = JSON.stringify(await env.client.workflow.getHandle(id).fetchHistory());
@@ -253,6 +271,9 @@ describe('database sync through S3', () => {
       expect(bad.type).toBe('InvalidInput');
       expect(bad.message).toContain('key: a backup key: YYYYMMDD (scheduled) or YYYYMMDDHHMM (manual)');
     }
+    // Only a parent run sends the signal such a restore waits for.
+    const waiting = await failureOf(await start('restoreDatabase', { key: today(), afterBackup: true }));
+    expect(waiting).toMatchObject({ type: 'InvalidInput', message: expect.stringContaining('afterBackup: only for a restore started by another run (dataSync)') });
     const manualKey = await failureOf(await start('backupDatabase', { key: '20261121', manual: true }));
     expect(manualKey.message).toContain('key: a manual backup is keyed YYYYMMDDHHMM');
   });
@@ -264,15 +285,18 @@ describe('database sync through S3', () => {
     const first = spawnWorker(inventory, killQueue);
     let second: ReturnType<typeof spawnWorker> | undefined;
     try {
-      const h = await start('restoreDatabase', { key: today(), failure: { onFailure: 'fail' } }, killQueue);
+      // Through dataSync (today's backup, already made, is reused): its restore goes into the database made beside
+      // the backup, and the retry after the kill must not take that part-filled database for the empty one.
+      const key = today();
+      const sync = await start('dataSync', { stores: ['database'], failure: { onFailure: 'fail' } }, killQueue);
+      const h = env.client.workflow.getHandle(`${sync.workflowId}/restore-${key}`);
       // Mid-restore: the new database exists beside the live one and pg_restore is filling it.
       await waitFor(async () => (await green.query('postgres', `SELECT 1 FROM pg_database WHERE datname = 'gigadb_opsflow_new'`)).length > 0 && (await green.query('gigadb_opsflow_new', `SELECT 1 FROM pg_class WHERE relname = 'dataset'`)).length > 0, 'pg_restore to start', 90_000, 20);
       first.kill('SIGKILL');
       await new Promise((resolve) => first.once('exit', resolve));
       expect(await fingerprint(green)).toEqual(old);
       second = spawnWorker(inventory, killQueue);
-      const r = await h.result();
-      recordHistory(h, 'restoreDatabase-worker-killed');
+      const r = (await sync.result()).database.restore;
       expect(r.verified.rows).toBe(ROWS.dataset + ROWS.file + ROWS.author);
       expect(await fingerprint(green)).toEqual(await fingerprint(blue));
       expect(await databasesOn(green)).toEqual(['gigadb']);
@@ -282,6 +306,51 @@ describe('database sync through S3', () => {
     } finally {
       first.kill('SIGKILL');
       second?.kill('SIGTERM');
+    }
+  });
+
+  it('a sync cancelled, or a backup failed, while its restore waits for the backup: the restore undoes its new database, the standby keeps its data', async () => {
+    await resetStandby();
+    const old = await fingerprint(green);
+    // A lock the dump must wait for keeps the backup running until the test has looked.
+    const lock = new Client({ host: blue.host, port: blue.port, user: blue.user, password: blue.password, database: 'gigadb' });
+    await lock.connect();
+    try {
+      await lock.query('BEGIN');
+      await lock.query('LOCK TABLE author IN ACCESS EXCLUSIVE MODE');
+      const waiting = async (key: string) => {
+        const sync = await start('dataSync', { stores: ['database'], key, failure: { onFailure: 'fail' } });
+        const restore = env.client.workflow.getHandle(`${sync.workflowId}/restore-${key}`);
+        await waitFor(async () => (await restore.query<RunStatus>('status')).steps.find((st) => st.name === `wait for backup ${key}` && st.state === 'running'), 'the restore to wait for the backup', 60_000);
+        expect(await databasesOn(green)).toEqual(['gigadb', 'gigadb_opsflow_new']);
+        return { sync, restore, backup: env.client.workflow.getHandle(`${sync.workflowId}/backup-${key}`) };
+      };
+      const undone = (key: string) => ({ state: 'cancelled', undo: { why: 'cancelled', putBack: ['drop the restored database', `release backup ${key}`], notPutBack: [] } });
+
+      const cancelled = await waiting('20200201');
+      await cancelled.sync.cancel();
+      await cancelledRun(cancelled.sync);
+      expect(await cancelled.restore.query<RunStatus>('status')).toMatchObject(undone('20200201'));
+      expect(await databasesOn(green)).toEqual(['gigadb']);
+
+      const failed = await waiting('20200202');
+      await failed.backup.terminate('the backup fails');
+      expect((await failureOf(failed.sync)).message).toBe(`backupDatabase run ${failed.backup.workflowId} was terminated`);
+      expect((await failed.restore.describe()).status.name).toBe('CANCELLED');
+      expect(await failed.restore.query<RunStatus>('status')).toMatchObject(undone('20200202'));
+      expect(await databasesOn(green)).toEqual(['gigadb']);
+      // The backups' pg_dump and psql learn of their runs' end at their next heartbeat, and stop: once they have,
+      // releasing the lock lets nothing through.
+      const dumping = () => execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' }).split('\n').filter((l) => /(^|\/)(pg_dump|psql) /.test(l) && l.includes(` ${blue.port} `));
+      await waitFor(() => dumping().length === 0, 'the stopped backups to stop their tools', 60_000);
+    } finally {
+      await lock.end();
+    }
+    expect(await fingerprint(green)).toEqual(old);
+    for (const key of ['20200201', '20200202']) {
+      const left = await s3.send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: `${PREFIX}leases/${key}/` }));
+      expect(left.Contents ?? []).toEqual([]);
+      expect((await s3.send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: `${PREFIX}${key}.json` }))).Contents ?? []).toEqual([]);
     }
   });
 

@@ -381,7 +381,9 @@ describe('hotStandbyRelease', () => {
 
     const f = await failureOf(await start({ release: 'v-corrupt', backupKey: key }));
     expect(f.type).toBe('BackupCorrupt');
-    expect(f.message).toContain('the standby was not touched');
+    // The restore made its new database while the backup ran; its undo dropped it.
+    expect(f.message).toContain('the live database was not touched');
+    expect((await pg[standby].query('postgres', "SELECT datname FROM pg_database WHERE datname LIKE 'gigadb%' ORDER BY 1")).map((d) => d.datname)).toEqual(['gigadb']);
     expect((await pg[standby].query('gigadb', 'SELECT count(*)::int AS n FROM datasets'))[0].n).toBe(rowsBefore);
     expect(readHostFile(INFRA[standby].host, 'release.txt')).toBe(releaseBefore);
     expect(await route53Records()).toEqual(dnsBefore);

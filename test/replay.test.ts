@@ -15,7 +15,8 @@ describe('replay of recorded histories', () => {
   });
 
   it('replays every one without a determinism error', async () => {
-    const histories = files.map((f) => ({ workflowId: f.replace(/\.json$/, ''), history: historyFromJSON(JSON.parse(readFileSync(path.join(dir, f), 'utf8'))) }));
+    // `<workflowId>@<what>.json`: another recording of the same run id, e.g. one made before a patch.
+    const histories = files.map((f) => ({ workflowId: f.replace(/(@[^@]*)?\.json$/, ''), history: historyFromJSON(JSON.parse(readFileSync(path.join(dir, f), 'utf8'))) }));
     const failures: string[] = [];
     for await (const result of Worker.runReplayHistories({ workflowBundle: { codePath: inject('workflowBundlePath') } }, histories)) {
       if (result.error) failures.push(`${result.workflowId}: ${result.error.message}`);

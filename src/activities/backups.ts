@@ -7,11 +7,12 @@
 //                              pg_dump dumped.
 //   leases/<key>/<workflowId>  a restore using the key; pruning leaves leased keys alone
 //
-// A restore checks the object's size and ETag against the manifest before anything on the standby changes;
-// streams it from S3 into pg_restore into a new database beside the live one, checking its byte count and sha256
-// against the manifest as it passes (a mismatch drops the new database); checks row counts and the inventory's
-// check queries there; then swaps it in by renaming both databases in one transaction. The live database is
-// never half-restored: until the swap it is the old data, afterwards the new.
+// A restore checks the object's size and ETag against the manifest before it writes to the standby (dataSync's
+// restore has made its empty database beside the live one by then, while the backup ran); streams it from S3 into
+// pg_restore into a new database beside the live one, checking its byte count and sha256 against the manifest as
+// it passes (a mismatch drops the new database); checks row counts and the inventory's check queries there; then
+// swaps it in by renaming both databases in one transaction. The live database is never half-restored: until the
+// swap it is the old data, afterwards the new.
 import { createHash } from 'node:crypto';
 import { Transform, type Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
@@ -236,10 +237,14 @@ export function createBackupActivities(deps: DataDeps & { ssh: SshPool }) {
   const corruptBackup = (loc: Location, key: string, why: string, where = 'the standby was not touched') =>
     new BackupCorrupt(`backup ${key} (s3://${loc.bucket}/${loc.dumpKey(key)}) is corrupt: ${why}; ${where}`);
 
-  /** The dump object of `key`, checked against its manifest (name, size, metadata sha256) before anything changes. */
-  async function checkedObject(loc: Location, m: BackupManifest, key: string): Promise<string> {
+  /**
+   * The dump object of `key`, checked against its manifest (name, size, ETag or metadata sha256) before a restore
+   * writes anything; a refusal says what it left as it was (`untouched`; default: the whole standby).
+   */
+  async function checkedObject(loc: Location, m: BackupManifest, key: string, untouched?: string): Promise<string> {
     const object = loc.dumpKey(key);
-    if (m.key !== key || m.object !== object) throw corruptBackup(loc, key, `its manifest describes ${m.object} (key ${m.key})`);
+    const corrupt = (why: string) => corruptBackup(loc, key, why, untouched);
+    if (m.key !== key || m.object !== object) throw corrupt(`its manifest describes ${m.object} (key ${m.key})`);
     let head;
     try {
       head = await loc.s3.send(new HeadObjectCommand({ Bucket: loc.bucket, Key: object }));
@@ -247,9 +252,9 @@ export function createBackupActivities(deps: DataDeps & { ssh: SshPool }) {
       if (notFound(err)) throw new BackupNotFound(`backup ${key} has a manifest but no dump at s3://${loc.bucket}/${object} (pruned or deleted)`);
       throw err;
     }
-    if (head.ContentLength !== m.size) throw corruptBackup(loc, key, `it is ${head.ContentLength} bytes, the backup recorded ${m.size}`);
-    if (m.etag && head.ETag !== m.etag) throw corruptBackup(loc, key, `it was written again since the backup (ETag ${head.ETag}, the backup recorded ${m.etag})`);
-    if (head.Metadata?.sha256 && head.Metadata.sha256 !== m.sha256) throw corruptBackup(loc, key, `its metadata sha256 ${head.Metadata.sha256} is not the manifest's ${m.sha256}`);
+    if (head.ContentLength !== m.size) throw corrupt(`it is ${head.ContentLength} bytes, the backup recorded ${m.size}`);
+    if (m.etag && head.ETag !== m.etag) throw corrupt(`it was written again since the backup (ETag ${head.ETag}, the backup recorded ${m.etag})`);
+    if (head.Metadata?.sha256 && head.Metadata.sha256 !== m.sha256) throw corrupt(`its metadata sha256 ${head.Metadata.sha256} is not the manifest's ${m.sha256}`);
     return object;
   }
 
@@ -373,20 +378,36 @@ export function createBackupActivities(deps: DataDeps & { ssh: SshPool }) {
     },
 
     /**
-     * Downloads and checks the backup, then restores it into a new database beside the standby's live one (a
-     * leftover from an interrupted attempt is dropped first). The live database is not touched.
+     * Creates the empty database a restore goes into, beside the standby's live one (a leftover from an interrupted
+     * attempt is dropped first), before the backup is there: dataSync has it made while its backup runs.
      */
-    async restoreToScratch(input: { system: string; infrastructure: string; key: string }): Promise<{ key: string; size: number; sha256: string; database: string }> {
+    async prepareRestore(input: { system: string; infrastructure: string }): Promise<{ database: string }> {
+      await assertReceiver(deps, input.system, input.infrastructure);
+      const { db, live, incoming } = databaseOf(input.system, input.infrastructure);
+      await beating(() => postgres.recreateDatabase(db, incoming, { like: live }));
+      return { database: incoming };
+    },
+
+    /**
+     * Downloads and checks the backup, then restores it into a new database beside the standby's live one: one
+     * made now (a leftover from an interrupted attempt is dropped first) or, on a first try, the one
+     * prepareRestore made for this run (`prepared`). The live database is not touched.
+     */
+    async restoreToScratch(input: { system: string; infrastructure: string; key: string; prepared?: boolean }): Promise<{ key: string; size: number; sha256: string; database: string }> {
       checkKey(input.key);
       await assertReceiver(deps, input.system, input.infrastructure);
       const loc = location(input.system);
       const m = await manifestOf(loc, input.key);
       if (!m) throw new BackupNotFound(`no complete backup ${input.key} of ${input.system} in s3://${loc.bucket}/${loc.prefix} (a backup without its manifest was interrupted)`);
+      // A retry may find the prepared database part-filled by the attempt before it: it starts from a new one.
+      const fresh = input.prepared && Context.current().info.attempt === 1;
       return beating(async (progress) => {
-        const object = await checkedObject(loc, m, input.key);
+        const object = await checkedObject(loc, m, input.key, fresh ? 'the live database was not touched' : undefined);
         const { db, live, incoming } = databaseOf(input.system, input.infrastructure);
-        Object.assign(progress, { phase: 'new database' });
-        await postgres.recreateDatabase(db, incoming, { like: live });
+        if (!fresh) {
+          Object.assign(progress, { phase: 'new database' });
+          await postgres.recreateDatabase(db, incoming, { like: live });
+        }
         const { restored, problem } = await streamRestore(loc, m, object, { db, database: incoming }, progress);
         if (problem) {
           // Never verified nor swapped in; dropped now so that no one mistakes it for a restore.

@@ -27,6 +27,11 @@ export const restoreDatabaseInput = workflowInput(() =>
     key: backupKey,
     /** The infrastructure whose database is replaced: the standby. Default: the standby, per the roles registry. */
     to: name.optional(),
+    /**
+     * Set by dataSync, which starts the restore beside its backup: make the new database at once, then wait for
+     * the parent's `backupDone` signal before downloading. Only for a run started by another run.
+     */
+    afterBackup: z.boolean().default(false),
     ...runFields,
   }),
 );

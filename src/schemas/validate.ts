@@ -15,6 +15,10 @@ export function describeIssues(error: z.ZodError): string[] {
 export function parseInput<S extends z.ZodType>(workflow: string, schema: S, input: unknown): z.output<S> {
   const parsed = schema.safeParse(input);
   if (parsed.success) return parsed.data;
-  const problems = describeIssues(parsed.error);
-  throw toFailure(new InvalidInput(`invalid input for ${workflow}:\n${problems.map((p) => `- ${p}`).join('\n')}`, { details: [problems] }));
+  throw invalidInput(workflow, describeIssues(parsed.error));
+}
+
+/** The failure of a run whose input is bad, one `field: reason` per problem; for checks a schema cannot make. */
+export function invalidInput(workflow: string, problems: string[]) {
+  return toFailure(new InvalidInput(`invalid input for ${workflow}:\n${problems.map((p) => `- ${p}`).join('\n')}`, { details: [problems] }));
 }

@@ -1,14 +1,15 @@
-import { ActivityFailure, ApplicationFailure, executeChild, isCancellation, TimeoutFailure, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, isCancellation, TimeoutFailure, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { SyncPlan } from '../activities/dataSync';
 import type { CheckFilesResult, SyncFilesResult } from '../activities/rclone';
 import { SA_ENVIRONMENT, SA_SERVICE } from '../common/constants';
 import { backupKeyFor } from '../schemas/backupKey';
 import { dataSyncInput, type DataSyncInput } from '../schemas/dataSync';
 import { parseInput } from '../schemas/validate';
-import { backupDatabase, type BackupDatabaseResult } from './backupDatabase';
+import type { BackupDatabaseResult } from './backupDatabase';
+import { backupAndRestore } from './backupAndRestore';
 import { quick, stoppable } from './dataActivities';
 import { Runbook, SKIPPED } from '../runbook';
-import { restoreDatabase, type RestoreDatabaseResult } from './restoreDatabase';
+import type { RestoreDatabaseResult } from './restoreDatabase';
 
 /** rclone did not end the sync itself (cancelled, killed, timed out): files it was writing may be cut short. */
 function cutShort(err: unknown): boolean {
@@ -94,12 +95,14 @@ export async function dataSync(rawInput: DataSyncInput): Promise<DataSyncResult>
       const db = plan.database;
       rb.phase('database');
       const common = { system, key, requestedBy: input.requestedBy, failure: { onFailure: 'fail' as const } };
-      const outcome = await rb.step(`database ${plan.from} → ${plan.to} via backup ${key}`, async () => {
-        // Child ids extend this run's, so a change embargo held by this run's parent lets them act too.
-        const backup = await rb.track(`back up ${db.from.name} (${plan.from}) as ${key}`, () => executeChild(backupDatabase, { workflowId: `${workflowId}/backup-${key}`, args: [{ ...common, from: plan.from }] }));
-        const restore = await rb.track(`restore ${key} on ${db.to.name} (${plan.to})`, () => executeChild(restoreDatabase, { workflowId: `${workflowId}/restore-${key}`, args: [{ ...common, to: plan.to }] }));
-        return { backup, restore };
-      });
+      const outcome = await rb.step(`database ${plan.from} → ${plan.to} via backup ${key}`, () =>
+        backupAndRestore(rb, {
+          names: { backup: `back up ${db.from.name} (${plan.from}) as ${key}`, restore: `restore ${key} on ${db.to.name} (${plan.to})` },
+          ids: { backup: `${workflowId}/backup-${key}`, restore: `${workflowId}/restore-${key}` },
+          backup: { ...common, from: plan.from },
+          restore: { ...common, to: plan.to },
+        }),
+      );
       result.database = outcome === SKIPPED ? 'skipped' : outcome;
     }
 

@@ -9,11 +9,10 @@ import { errorOfType, toFailure } from '../common/errors';
 import { backupKeyFor } from '../schemas/backupKey';
 import { hotStandbyReleaseInput, type HotStandbyReleaseInput } from '../schemas/hotStandbyRelease';
 import { parseInput } from '../schemas/validate';
-import { backupDatabase } from './backupDatabase';
+import { backupAndRestore } from './backupAndRestore';
 import { blueGreenDeploy } from './blueGreenDeploy';
 import { Runbook } from '../runbook';
 import { k8sDeploy } from './k8sDeploy';
-import { restoreDatabase } from './restoreDatabase';
 import { activitiesFor, HEARTBEAT_TIMEOUT, retry } from './activityOptions';
 import type { RolesChange } from './systemRoles';
 
@@ -146,7 +145,20 @@ export async function hotStandbyRelease(rawInput: HotStandbyReleaseInput): Promi
     }
 
     rb.phase('backup and restore');
-    await rb.step(`back up ${production.name} as ${backupKey}`, () => backupAndRestore(system, production.name, standby.name, backupKey as string, workflowId, { requestedBy: input.requestedBy, failure: input.failure, notify: input.notify }), { required: true });
+    const key = backupKey as string;
+    // The children answer to this run's failure policy and audience.
+    const run = { system, key, requestedBy: input.requestedBy, failure: input.failure, notify: input.notify };
+    await rb.step(
+      `back up ${production.name} as ${key}`,
+      () =>
+        backupAndRestore(rb, {
+          names: { backup: `back up ${production.name}'s database as ${key}`, restore: `restore ${key} on ${standby.name} and verify` },
+          ids: { backup: `${workflowId}/backup`, restore: `${workflowId}/restore` },
+          backup: { ...run, from: production.name, manual: key.length === 12 },
+          restore: { ...run, to: standby.name },
+        }),
+      { required: true },
+    );
 
     rb.phase('deploy to standby');
     await deployAndCheck(standby.name);
@@ -188,14 +200,4 @@ export async function hotStandbyRelease(rawInput: HotStandbyReleaseInput): Promi
     await rb.succeed(`${system}: release ${release} is production on ${standby.name}; ${production.name} is the standby`);
     return result;
   });
-}
-
-/**
- * Backs production's database up under `key`, restores that backup on the standby and verifies it, as child
- * runs whose ids extend this run's, so the change embargo lets them act on production. They answer to the same
- * failure policy and audience as this run.
- */
-async function backupAndRestore(system: string, production: string, standby: string, key: string, parentId: string, run: Pick<HotStandbyReleaseInput, 'requestedBy' | 'failure' | 'notify'>): Promise<void> {
-  await executeChild(backupDatabase, { workflowId: `${parentId}/backup`, args: [{ system, from: production, key, manual: key.length === 12, ...run }] });
-  await executeChild(restoreDatabase, { workflowId: `${parentId}/restore`, args: [{ system, key, to: standby, ...run }] });
 }

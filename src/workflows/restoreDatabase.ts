@@ -1,8 +1,8 @@
-import { log, upsertSearchAttributes } from '@temporalio/workflow';
+import { condition, defineSignal, log, setHandler, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { DatabaseEnd } from '../activities/dataSync';
 import { SA_ENVIRONMENT, SA_SERVICE } from '../common/constants';
 import { restoreDatabaseInput, type RestoreDatabaseInput } from '../schemas/backups';
-import { parseInput } from '../schemas/validate';
+import { invalidInput, parseInput } from '../schemas/validate';
 import { long, quick, stoppable } from './dataActivities';
 import { describeError, Runbook } from '../runbook';
 
@@ -14,15 +14,25 @@ export interface RestoreDatabaseResult {
   verified?: { tables: number; rows: number; checks: { name: string; ok: boolean; value: string | null }[] };
 }
 
+/** From the run that started an `afterBackup` restore: its backup of `key` is complete. */
+export const backupDone = defineSignal<[{ key: string }]>('backupDone');
+
 /**
  * Replaces the standby's database with a backup: the dump is downloaded and checked (size, sha256) before
- * anything changes, restored into a new database beside the live one, verified there (row counts per table
+ * anything is written to it (with `afterBackup`, its new database is made while the backup runs, and left empty
+ * until then), restored into a new database beside the live one, verified there (row counts per table
  * against the backup's, the inventory's check queries), then swapped in by renaming both in one transaction.
  * The live database is the old data or the new, never a mix. Production is refused as a target.
  */
 export async function restoreDatabase(rawInput: RestoreDatabaseInput): Promise<RestoreDatabaseResult> {
   const input = parseInput('restoreDatabase', restoreDatabaseInput, rawInput);
   const { system, key } = input;
+  // No one else would send the signal it waits for.
+  if (input.afterBackup && !workflowInfo().parent) throw invalidInput('restoreDatabase', ['afterBackup: only for a restore started by another run (dataSync), which signals when its backup is done']);
+  let backedUp = false;
+  setHandler(backupDone, ({ key: done }) => {
+    if (done === key) backedUp = true;
+  });
   upsertSearchAttributes([{ key: SA_SERVICE, value: system }]);
   const rb = new Runbook({ workflow: 'restoreDatabase', service: system, requestedBy: input.requestedBy, dryRun: input.dryRun, failure: input.failure, notify: input.notify });
 
@@ -44,7 +54,13 @@ export async function restoreDatabase(rawInput: RestoreDatabaseInput): Promise<R
     await rb.step(`lease backup ${key}`, () => quick.leaseBackup({ system, key }), { required: true });
     // A restore that fails or is cancelled half-way leaves a partial database to drop; the live one is untouched.
     rb.compensate('drop the restored database', () => long.dropRestore({ system, infrastructure }));
-    result.restored = await rb.step(`download, check and restore ${key} beside ${plan.database.name}`, () => stoppable.restoreToScratch(ref), { required: true });
+    if (input.afterBackup) {
+      // Creating a database takes a while: done while the backup runs rather than after it.
+      await rb.step(`create the new database beside ${plan.database.name}`, () => long.prepareRestore({ system, infrastructure }), { required: true });
+      await rb.track(`wait for backup ${key}`, () => condition(() => backedUp));
+    }
+    // Only a first try restores into the prepared database: a retry after a failure starts from a new one.
+    result.restored = await rb.step(`download, check and restore ${key} beside ${plan.database.name}`, (attempt) => stoppable.restoreToScratch({ ...ref, prepared: input.afterBackup && attempt === 1 }), { required: true });
     result.verified = await rb.step('verify row counts and checks', () => long.verifyRestore(ref), { required: true });
 
     rb.phase('swap');
