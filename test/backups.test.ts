@@ -354,6 +354,30 @@ describe('database sync through S3', () => {
     }
   });
 
+  it("a backup whose row count fails stops its dump at once, and reports the count's error", async () => {
+    const lock = new Client({ host: blue.host, port: blue.port, user: blue.user, password: blue.password, database: 'gigadb' });
+    await lock.connect();
+    const tools = () => execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' }).split('\n').filter((l) => /(^|\/)(pg_dump|psql) /.test(l) && l.includes(` ${blue.port} `));
+    try {
+      // Both will wait for the lock: the count in the snapshot's session, and pg_dump.
+      await lock.query('BEGIN');
+      await lock.query('LOCK TABLE author IN ACCESS EXCLUSIVE MODE');
+      // A key of its own: one backed up already would be reused, not dumped.
+      const h = await start('backupDatabase', { key: '202002030000', manual: true, failure: { onFailure: 'fail' } });
+      const counting = async () => (await blue.query<{ pid: number }>('postgres', `SELECT pid FROM pg_stat_activity WHERE datname = 'gigadb' AND query LIKE '%count(*)%' AND wait_event_type = 'Lock'`))[0];
+      const { pid } = await waitFor(async () => (tools().some((l) => l.includes('pg_dump')) ? counting() : undefined), 'the count and the dump to wait for the lock', 60_000);
+      await blue.query('postgres', `SELECT pg_terminate_backend(${pid})`);
+      await waitFor(() => !tools().some((l) => l.includes('pg_dump')), 'pg_dump to be stopped', 10_000);
+      const failure = await waitFor(async () => (await h.describe()).raw.pendingActivities?.[0]?.lastFailure?.message, 'the attempt to fail', 30_000);
+      expect(failure).toContain('psql on gigadb');
+      expect(failure).toContain('terminating connection due to administrator command');
+      await h.terminate('test over');
+      await waitFor(() => tools().length === 0, 'the stopped backup to stop its tools', 60_000);
+    } finally {
+      await lock.end();
+    }
+  });
+
   it('a restore cancelled while pg_restore runs: the standby keeps the old data, whole, and nothing is left beside it', async () => {
     await resetStandby();
     const old = await fingerprint(green);
