@@ -56,7 +56,11 @@ beforeAll(async () => {
       carol: { keys: [publicKey('carol')] },
       dave: { keys: [publicKey('dave')] },
       mallory: { slack: 'U0MALLORY', keys: [publicKey('mallory')] },
+      erin: {},
     },
+    // Signatures optional here: who has keys signs all the same, who has none answers unsigned. Its host is never
+    // reached (the runs stop at their gate).
+    environments: { lenient: { hosts: { h1: { address: '127.0.0.1', port: 1, user: 'nobody', agent: true } }, gates: { signed: 'optional' } } },
     sections: { gates: { signed: 'required' }, bridges: { slack: { keys: [publicKey('bridge')] } } },
   });
   env = await testEnv();
@@ -182,6 +186,28 @@ describe('signed gate answers', () => {
     await h.executeUpdate('resolve', { args: [{ gate: 'failure', action: 'abort', by: 'ben', ...(await sign('ben', h, { gate: 'failure', decision: 'resolve:abort', by: 'ben' })) }] });
     await h.result().catch(() => undefined);
     await other.terminate();
+  });
+
+  it('where signatures are optional, someone with keys must still sign (the CLI does, unasked); someone without answers unsigned', async () => {
+    const h = await start({ environment: 'lenient', approval: { approvers: ['ben', 'erin', 'carol'], quorum: 3 } } as Partial<FleetRunInput>);
+    await openGate(h, 'run');
+    const before = await eventCount(h);
+    const err = await h.executeUpdate('approve', { args: [{ gate: 'run', by: 'ben' }] }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(((err as WorkflowUpdateFailedError).cause as { type?: string }).type).toBe('SignatureNeeded');
+    expect(((err as WorkflowUpdateFailedError).cause as Error).message).toContain("ben has keys in force for this run (people.ben.keys): answers in their name are signed. Answer with `opsflow approve");
+    expect(await eventCount(h)).toBe(before);
+
+    // The CLI sends it unsigned, is told to sign, and signs with the agent.
+    expect((await cli(['approve', h.workflowId, '--by', 'ben'])).stdout).toContain('approve: gate "run" is open (1/3 approvals)');
+    expect((await cli(['approve', h.workflowId, '--by', 'erin'])).stdout).toContain('approve: gate "run" is open (2/3 approvals)');
+    expect((await status(h)).decisions.map((d) => [d.by, d.key])).toEqual([
+      ['ben', fingerprint('ben')],
+      ['erin', undefined],
+    ]);
+    await h.terminate();
   });
 
   it('four eyes: the requester cannot approve with a valid signature of their own', async () => {

@@ -4,7 +4,7 @@ import { WorkflowFailedError, WorkflowUpdateFailedError, type WorkflowHandle } f
 import type { SignalDefinition, UpdateDefinition } from '@temporalio/common';
 import { decodeFromPayloadsAtIndex } from '@temporalio/common/lib/internal-non-workflow';
 import { SA_ENVIRONMENT } from '../common/constants';
-import { statusQuery, type AnswerMessage } from '../runbook/messages';
+import { REFUSALS, statusQuery, type AnswerMessage } from '../runbook/messages';
 import type { RunStatus, VoteResult } from '../runbook/protocol';
 import { CliError } from './cliError';
 import { withClient } from './client';
@@ -137,18 +137,26 @@ export async function answer<P extends AnswerPayload>(id: string, message: { upd
   await withClient(async (client) => {
     const handle = client.workflow.getHandle(id);
     // Signed with the SSH agent (or --key) when the run's keys in force list one for --by.
-    const payload = await withSignature(handle, client.options.namespace, name as AnswerMessage, unsigned, { key });
+    const signed = () => withSignature(handle, client.options.namespace, name as AnswerMessage, unsigned, { key });
     if (asSignal) {
-      await handle.signal(message.signal, payload);
+      // A signal's refusal comes back to no one: whether to sign is asked first.
+      await handle.signal(message.signal, await signed());
       console.log(`signal ${name} sent to ${id}; check \`opsflow status ${id}\` for refusals`);
       return;
     }
-    try {
-      const res = await handle.executeUpdate(message.update, { args: [payload] });
-      console.log(`${name}: gate "${res.gate}" is ${res.state}${name === 'approve' ? ` (${res.approvals}/${res.quorum} approvals)` : ''}`);
-    } catch (err) {
-      if (err instanceof WorkflowUpdateFailedError) throw new CliError(`refused: ${failureMessage(err)}`);
-      throw new CliError(`${name} failed: ${failureMessage(err)}`);
-    }
+    const send = async (payload: P, ifSignatureNeeded?: () => Promise<VoteResult>): Promise<VoteResult> => {
+      try {
+        return await handle.executeUpdate(message.update, { args: [payload] });
+      } catch (err) {
+        if (!(err instanceof WorkflowUpdateFailedError)) throw new CliError(`${name} failed: ${failureMessage(err)}`);
+        if (ifSignatureNeeded && (err.cause as { type?: string } | undefined)?.type === REFUSALS.signatureNeeded) return ifSignatureNeeded();
+        throw new CliError(`refused: ${failureMessage(err)}`);
+      }
+    };
+    const sendSigned = async () => send(await signed());
+    // Without --key the answer goes unsigned first: a run that takes it signed only refuses it (unrecorded), and
+    // only then is it signed; an answer that needs no signature takes one round trip fewer.
+    const res = key ? await sendSigned() : await send(unsigned, sendSigned);
+    console.log(`${name}: gate "${res.gate}" is ${res.state}${name === 'approve' ? ` (${res.approvals}/${res.quorum} approvals)` : ''}`);
   });
 }

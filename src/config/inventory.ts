@@ -301,7 +301,7 @@ export class Inventory {
   gateSigners(environment?: string): GateSigners {
     const gates = (environment !== undefined ? this.raw.environments[environment]?.gates : undefined) ?? this.raw.gates;
     const people = Object.fromEntries(Object.entries(this.raw.people).map(([who, p]) => [who, { keys: p.keys, ...(p.slack ? { slack: p.slack } : {}) }]));
-    return { signed: gates.signed, people, slackBridge: this.raw.bridges.slack?.keys ?? [] };
+    return { signed: gates.signed, people, slackBridge: this.raw.bridges.slack?.keys ?? [], keyHoldersSign: true };
   }
 
   /** Services that HAProxy balances onto this host: it leaves their rotation while it changes. */

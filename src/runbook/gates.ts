@@ -11,14 +11,22 @@ import type { ApprovalGateSpec, FailurePolicy } from '../schemas/common';
 import { describeIssues } from '../schemas/validate';
 import type { Notifier } from './notifier';
 import { ANSWERS, signersQuery, type Action, type AnswerMessage, type GateRecord, type GateState, type RunStatus, type Vote, type VoteResult } from './protocol';
-import { checkAnswerSignature, SignatureRefused, type AnswerToVerify, type Signer } from './signatures/check';
+import { REFUSALS } from './messages';
+import { checkAnswerSignature, SignatureNeeded, SignatureRefused, type AnswerToVerify, type Signer } from './signatures/check';
 import type { SignersInForce } from './signatures/inForce';
 import { decisionOf } from './signatures/message';
 
 export type ApprovalOutcome = { approved: true; by: string[] } | { approved: false; reason: string };
 
-/** An answer the gate turns away; the message is for the person who answered. */
-export class Refused extends Error {}
+/** An answer the gate turns away; the message is for the person who answered, the type for their client. */
+export class Refused extends Error {
+  constructor(
+    message: string,
+    readonly type: (typeof REFUSALS)[keyof typeof REFUSALS] = REFUSALS.refused,
+  ) {
+    super(message);
+  }
+}
 
 /** A checked answer, ready to apply. */
 export interface Answer {
@@ -53,7 +61,7 @@ export class Gates {
           } catch (err) {
             if (!(err instanceof Refused)) throw err;
             // The UI and CLI show a refusal to the person who answered: the reason, not workflow-code stack frames.
-            const refusal = ApplicationFailure.create({ message: err.message, type: 'Refused', nonRetryable: true });
+            const refusal = ApplicationFailure.create({ message: err.message, type: err.type, nonRetryable: true });
             refusal.stack = '';
             throw refusal;
           }
@@ -114,7 +122,7 @@ export class Gates {
         nonceUsed: (nonce) => this.status.decisions.some((d) => d.nonce === nonce),
       });
     } catch (err) {
-      if (err instanceof SignatureRefused) throw new Refused(err.message);
+      if (err instanceof SignatureRefused) throw new Refused(err.message, err instanceof SignatureNeeded ? REFUSALS.signatureNeeded : REFUSALS.refused);
       throw err;
     }
   }

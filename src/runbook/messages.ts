@@ -26,3 +26,9 @@ export const MESSAGES = {
 } as const;
 
 export type AnswerMessage = keyof typeof MESSAGES;
+
+/**
+ * The failure type of an update answer turned away. SignatureNeeded: the same answer would be taken signed (the
+ * gate takes signed answers only, or the person answering has keys in force), so a client that can sign does.
+ */
+export const REFUSALS = { refused: 'Refused', signatureNeeded: 'SignatureNeeded' } as const;

@@ -15,6 +15,11 @@ export interface GateSigners {
   people: Record<string, { keys: string[]; slack?: string }>;
   /** The Slack bridge's keys: it vouches for people by their Slack user id. */
   slackBridge: string[];
+  /**
+   * An unsigned answer in the name of someone with keys is refused, signatures optional or not. Runs whose keys in
+   * force were read before this rule existed lack it, and keep taking such answers (replay must see what they saw).
+   */
+  keyHoldersSign?: boolean;
 }
 
 /** The keys in force as the run's history holds them, with the run they were resolved for. */
@@ -55,6 +60,9 @@ export interface Signer {
 
 /** A signature check that failed; the message says which one. */
 export class SignatureRefused extends Error {}
+
+/** An unsigned answer where only a signed one is taken: the remedy is to sign it. */
+export class SignatureNeeded extends SignatureRefused {}
 
 /** Signed answers older than this are refused: a captured signature is not good forever. */
 export const MAX_AGE_MS = 10 * 60_000;
@@ -167,7 +175,11 @@ function howToSign(workflowId: string, gate: string, decision: Decision, by: str
  */
 export function checkAnswerSignature(a: AnswerToVerify, ctx: SignatureContext): Signer | undefined {
   if (!a.signature) {
-    if (ctx.signers?.signed === 'required') throw new SignatureRefused(`gate "${ctx.gate.id}" takes signed answers only (gates.signed: required). ${howToSign(ctx.signers.run.workflowId, ctx.gate.id, a.decision, a.by)}`);
+    if (ctx.signers?.signed === 'required') throw new SignatureNeeded(`gate "${ctx.gate.id}" takes signed answers only (gates.signed: required). ${howToSign(ctx.signers.run.workflowId, ctx.gate.id, a.decision, a.by)}`);
+    // Who can prove who they are must: an unsigned answer could be anyone typing their name.
+    if (ctx.signers?.keyHoldersSign && ctx.signers.people[a.by]?.keys.length) {
+      throw new SignatureNeeded(`${a.by} has keys in force for this run (people.${a.by}.keys): answers in their name are signed. ${howToSign(ctx.signers.run.workflowId, ctx.gate.id, a.decision, a.by)}`);
+    }
     return undefined;
   }
   if (!ctx.signers) throw new SignatureRefused('this run started before signed answers existed: answer it unsigned');
