@@ -30,9 +30,18 @@ const clientProtos = {
         if (!parent.nested[path.at(-1)]) throw new Error(`@temporalio/proto no longer has ${path.join('.')}: update CLIENT_UNUSED`);
         delete parent.nested[path.at(-1)];
       }
+      // google.protobuf first: the options extensions elsewhere (google.api.http, openapiv2's, Temporal's own) extend
+      // its descriptor types, and an extension added before the type it extends waits in the root's `deferred`,
+      // retried at every type added meanwhile by a lookup that searches the whole tree (building every type's
+      // fields, see lazyTypeFields).
+      const ordered = { google: description.google, ...description };
+      const check = new protobuf.Root();
+      check.deferred.push = (field) => {
+        throw new Error(`the extension ${field.fullName} is added before ${field.extend}: review the order in clientProtos`);
+      };
       // Fails the build if a type that stays refers to one that went.
-      new protobuf.Root().addJSON(description).resolveAll();
-      return { contents: `${source.slice(0, start)}JSON.parse(${JSON.stringify(JSON.stringify(description))})${source.slice(end)}`, loader: 'js' };
+      check.addJSON(ordered).resolveAll();
+      return { contents: `${source.slice(0, start)}JSON.parse(${JSON.stringify(JSON.stringify(ordered))})${source.slice(end)}`, loader: 'js' };
     });
   },
 };
@@ -56,6 +65,86 @@ const lazyServiceCtors = {
   },
 };
 
+// Of the ~740 message types @temporalio/proto's description builds at start (~3000 fields, each a Field added
+// through Type.add, which re-indexes the type's fields at every add), a command uses the ~200 of its requests and
+// responses. Type.fromJSON keeps the fields' and oneofs' descriptions, and the type adds them when its `fields` or
+// `oneofs` is first read: everything in protobufjs reaches them through these two (get, fieldsArray, fieldsById,
+// setup, ctor, toJSON...). The type is detached from its parent while they are added, as it is when built at once,
+// so the root registers no more than before; features resolved for the type before then are resolved for its
+// fields and oneofs as they come, as the root's walk would have done. Nested types are still added at once: they
+// are properties of their parent type (`Type.Nested`) and _handleAdd registers them for lookups.
+// The protobufjs copy @temporalio/proto loads, not @grpc/proto-loader's.
+const PROTOBUF_TYPE_JS = require.resolve('protobufjs/src/type.js');
+const TYPE_FIELDS_EAGER = `    var names = Object.keys(json.fields),
+        i = 0;
+    for (; i < names.length; ++i)
+        type.add(
+            ( typeof json.fields[names[i]].keyType !== "undefined"
+            ? MapField.fromJSON
+            : Field.fromJSON )(names[i], json.fields[names[i]])
+        );
+    if (json.oneofs)
+        for (names = Object.keys(json.oneofs), i = 0; i < names.length; ++i)
+            type.add(OneOf.fromJSON(names[i], json.oneofs[names[i]]));
+    if (json.nested)`;
+const TYPE_LAZY = [
+  [TYPE_FIELDS_EAGER, `    var names, i;
+    if (json.nested)`],
+  ['    type._defaultEdition = "proto3";  // For backwards-compatibility.\n    return type;', `    type._defaultEdition = "proto3";  // For backwards-compatibility.
+    type._lazyJson = json;
+    return type;`],
+  ['Object.defineProperties(Type.prototype, {\n', `function addLazyFields(type) {
+    var json = type._lazyJson, parent = type.parent, names, i;
+    type._lazyJson = null;
+    type.parent = null;
+    try {
+        for (names = Object.keys(json.fields), i = 0; i < names.length; ++i)
+            type.add((typeof json.fields[names[i]].keyType !== "undefined" ? MapField.fromJSON : Field.fromJSON)(names[i], json.fields[names[i]]));
+        if (json.oneofs)
+            for (names = Object.keys(json.oneofs), i = 0; i < names.length; ++i)
+                type.add(OneOf.fromJSON(names[i], json.oneofs[names[i]]));
+    } finally {
+        type.parent = parent;
+    }
+    var edition = type._lazyEdition;
+    if (edition) {
+        type.oneofsArray.forEach(function(oneof) { oneof._resolveFeatures(edition); });
+        type.fieldsArray.forEach(function(field) { field._resolveFeatures(edition); });
+    }
+}
+
+Object.defineProperties(Type.prototype, {
+    fields: {
+        get: function() { if (this._lazyJson) addLazyFields(this); return this._fields; },
+        set: function(fields) { this._fields = fields; }
+    },
+    oneofs: {
+        get: function() { if (this._lazyJson) addLazyFields(this); return this._oneofs; },
+        set: function(oneofs) { this._oneofs = oneofs; }
+    },
+`],
+  ['    Namespace.prototype._resolveFeaturesRecursive.call(this, edition);\n    this.oneofsArray.forEach(', `    Namespace.prototype._resolveFeaturesRecursive.call(this, edition);
+    if (this._lazyJson) {
+        this._lazyEdition = edition;
+        return this;
+    }
+    this.oneofsArray.forEach(`],
+];
+const lazyTypeFields = {
+  name: 'lazy-type-fields',
+  setup(b) {
+    b.onLoad({ filter: /[\\/]protobufjs[\\/]src[\\/]type\.js$/ }, (args) => {
+      if (args.path !== PROTOBUF_TYPE_JS) return undefined;
+      let source = readFileSync(args.path, 'utf8');
+      for (const [eager, lazy] of TYPE_LAZY) {
+        if (source.split(eager).length !== 2) throw new Error(`${args.path} changed: review lazyTypeFields`);
+        source = source.replace(eager, () => lazy);
+      }
+      return { contents: source, loader: 'js' };
+    });
+  },
+};
+
 build({
   entryPoints: ['dist/src/cli/main.js'],
   outfile: 'dist/src/cli/main.bundle.js',
@@ -64,7 +153,7 @@ build({
   target: 'node20',
   format: 'cjs',
   external: EXTERNAL,
-  plugins: [clientProtos, lazyServiceCtors],
+  plugins: [clientProtos, lazyServiceCtors, lazyTypeFields],
   // Less to read at every start; identifiers are not minified, so errors and stack traces read as before.
   minifyWhitespace: true,
   minifySyntax: true,
