@@ -7,10 +7,13 @@ const fs = require('node:fs');
 const path = require('node:path');
 const vm = require('node:vm');
 const { Module, createRequire } = require('node:module');
+const { isAscii } = require('node:buffer');
 
 exports.requireCached = function requireCached(file) {
   const cacheFile = `${file}.cache`;
-  const source = fs.readFileSync(file, 'utf8');
+  // esbuild writes ASCII, the same text read as Latin-1 or as UTF-8; Node 20 takes twice as long (~8 ms) for UTF-8.
+  const bytes = fs.readFileSync(file);
+  const source = isAscii(bytes) ? bytes.toString('latin1') : bytes.toString('utf8');
   let cachedData;
   try {
     if (fs.statSync(cacheFile).mtimeMs >= fs.statSync(file).mtimeMs) cachedData = fs.readFileSync(cacheFile);

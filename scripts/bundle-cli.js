@@ -41,6 +41,17 @@ const clientProtos = {
       };
       // Fails the build if a type that stays refers to one that went.
       check.addJSON(ordered).resolveAll();
+      // Each type's fields and oneofs as JSON text, which lazyTypeFields parses when it adds them: JSON.parse reads
+      // text in a string several times faster than it builds the ~3000 fields' objects, most of which no command uses.
+      (function fieldsAsText(ns) {
+        for (const nested of Object.values(ns.nested ?? {})) {
+          if (nested.fields) {
+            nested.fields = JSON.stringify(nested.fields);
+            if (nested.oneofs) nested.oneofs = JSON.stringify(nested.oneofs);
+          }
+          fieldsAsText(nested);
+        }
+      })({ nested: ordered });
       return { contents: `${source.slice(0, start)}JSON.parse(${JSON.stringify(JSON.stringify(ordered))})${source.slice(end)}`, loader: 'js' };
     });
   },
@@ -65,15 +76,15 @@ const lazyServiceCtors = {
   },
 };
 
-// Of the ~740 message types @temporalio/proto's description builds at start (~3000 fields, each a Field added
-// through Type.add, which re-indexes the type's fields at every add), a command uses the ~200 of its requests and
-// responses. Type.fromJSON keeps the fields' and oneofs' descriptions, and the type adds them when its `fields` or
-// `oneofs` is first read: everything in protobufjs reaches them through these two (get, fieldsArray, fieldsById,
-// setup, ctor, toJSON...). The type is detached from its parent while they are added, as it is when built at once,
-// so the root registers no more than before; features resolved for the type before then are resolved for its
-// fields and oneofs as they come, as the root's walk would have done. Nested types are still added at once: they
-// are properties of their parent type (`Type.Nested`) and _handleAdd registers them for lookups.
-// The protobufjs copy @temporalio/proto loads, not @grpc/proto-loader's.
+// @temporalio/proto's description has ~740 message types and ~3000 fields, each field a Field added through
+// Type.add (which re-indexes the type's fields at every add); `status` uses the fields of about ten types.
+// Type.fromJSON keeps the description of the fields and oneofs (JSON text, see clientProtos), and the type adds them
+// when its `fields` or `oneofs` is first read: everything in protobufjs reaches them through these two (get,
+// fieldsArray, fieldsById, setup, ctor, toJSON...). The type is detached from its parent meanwhile, as when it is
+// built at once, so the root registers what it did before; if the root's walk has resolved the type's features,
+// those of its fields and oneofs are resolved as the walk would have. Nested types are still added at once: they
+// are properties of their parent (`Type.Nested`) and _handleAdd registers them for lookups.
+// Only the protobufjs copy that @temporalio/proto loads, not @grpc/proto-loader's.
 const PROTOBUF_TYPE_JS = require.resolve('protobufjs/src/type.js');
 const TYPE_FIELDS_EAGER = `    var names = Object.keys(json.fields),
         i = 0;
@@ -94,15 +105,17 @@ const TYPE_LAZY = [
     type._lazyJson = json;
     return type;`],
   ['Object.defineProperties(Type.prototype, {\n', `function addLazyFields(type) {
-    var json = type._lazyJson, parent = type.parent, names, i;
+    var json = type._lazyJson, parent = type.parent, names, i,
+        fields = typeof json.fields === "string" ? JSON.parse(json.fields) : json.fields,
+        oneofs = typeof json.oneofs === "string" ? JSON.parse(json.oneofs) : json.oneofs;
     type._lazyJson = null;
     type.parent = null;
     try {
-        for (names = Object.keys(json.fields), i = 0; i < names.length; ++i)
-            type.add((typeof json.fields[names[i]].keyType !== "undefined" ? MapField.fromJSON : Field.fromJSON)(names[i], json.fields[names[i]]));
-        if (json.oneofs)
-            for (names = Object.keys(json.oneofs), i = 0; i < names.length; ++i)
-                type.add(OneOf.fromJSON(names[i], json.oneofs[names[i]]));
+        for (names = Object.keys(fields), i = 0; i < names.length; ++i)
+            type.add((typeof fields[names[i]].keyType !== "undefined" ? MapField.fromJSON : Field.fromJSON)(names[i], fields[names[i]]));
+        if (oneofs)
+            for (names = Object.keys(oneofs), i = 0; i < names.length; ++i)
+                type.add(OneOf.fromJSON(names[i], oneofs[names[i]]));
     } finally {
         type.parent = parent;
     }
@@ -145,6 +158,19 @@ const lazyTypeFields = {
   },
 };
 
+// grpc-js asks of each address whether it is IPv6 (net.isIPv6), and Node answers with a regular expression that
+// its first use compiles: ~3 ms of every command. An IPv6 address has a colon; other strings need no test.
+const GRPC_NET = `const net = require('node:net');
+const isIPv6 = (s) => String(s).includes(':') && net.isIPv6(s);
+module.exports = Object.create(net, { isIPv6: { value: isIPv6 }, isIP: { value: (s) => (net.isIPv4(s) ? 4 : isIPv6(s) ? 6 : 0) } });`;
+const grpcNet = {
+  name: 'grpc-net',
+  setup(b) {
+    b.onResolve({ filter: /^(node:)?net$/ }, (args) => (/[\\/]@grpc[\\/]grpc-js[\\/]/.test(args.importer) ? { path: 'grpc-net', namespace: 'grpc-net' } : undefined));
+    b.onLoad({ filter: /.*/, namespace: 'grpc-net' }, () => ({ contents: GRPC_NET, loader: 'js', resolveDir: __dirname }));
+  },
+};
+
 build({
   entryPoints: ['dist/src/cli/main.js'],
   outfile: 'dist/src/cli/main.bundle.js',
@@ -153,7 +179,7 @@ build({
   target: 'node20',
   format: 'cjs',
   external: EXTERNAL,
-  plugins: [clientProtos, lazyServiceCtors, lazyTypeFields],
+  plugins: [clientProtos, lazyServiceCtors, lazyTypeFields, grpcNet],
   // Less to read at every start; identifiers are not minified, so errors and stack traces read as before.
   minifyWhitespace: true,
   minifySyntax: true,
