@@ -4,6 +4,7 @@
 // and as many lookups. It sits beside main.js so that paths its modules take from __dirname stay as in tsc's
 // output. The commands' lazy imports stay lazy: each bundled module runs only when first required.
 const { readFileSync } = require('node:fs');
+const { dirname, join } = require('node:path');
 const { build } = require('esbuild');
 const protobuf = require('protobufjs/light');
 
@@ -33,15 +34,23 @@ const clientProtos = {
       // google.protobuf first: the options extensions elsewhere (google.api.http, openapiv2's, Temporal's own) extend
       // its descriptor types, and an extension added before the type it extends waits in the root's `deferred`,
       // retried at every type added meanwhile by a lookup that searches the whole tree (building every type's
-      // fields, see lazyTypeFields).
+      // fields, see lazyReflection).
       const ordered = { google: description.google, ...description };
+      // Those extensions name the type they extend in full; made absolute (a leading dot), the name is looked up from
+      // the root rather than first through every type beside the extension, which would build those types' fields.
+      (function absoluteExtends(ns) {
+        for (const nested of Object.values(ns.nested ?? {})) {
+          if (typeof nested.extend === 'string' && !nested.extend.startsWith('.')) nested.extend = `.${nested.extend}`;
+          absoluteExtends(nested);
+        }
+      })({ nested: ordered });
       const check = new protobuf.Root();
       check.deferred.push = (field) => {
         throw new Error(`the extension ${field.fullName} is added before ${field.extend}: review the order in clientProtos`);
       };
       // Fails the build if a type that stays refers to one that went.
       check.addJSON(ordered).resolveAll();
-      // Each type's fields and oneofs as JSON text, which lazyTypeFields parses when it adds them: JSON.parse reads
+      // Each type's fields and oneofs as JSON text, which lazyReflection parses when it adds them: JSON.parse reads
       // text in a string several times faster than it builds the ~3000 fields' objects, most of which no command uses.
       (function fieldsAsText(ns) {
         for (const nested of Object.values(ns.nested ?? {})) {
@@ -76,17 +85,26 @@ const lazyServiceCtors = {
   },
 };
 
-// @temporalio/proto's description has ~740 message types and ~3000 fields, each field a Field added through
-// Type.add (which re-indexes the type's fields at every add); `status` uses the fields of about ten types.
-// Type.fromJSON keeps the description of the fields and oneofs (JSON text, see clientProtos), and the type adds them
-// when its `fields` or `oneofs` is first read: everything in protobufjs reaches them through these two (get,
-// fieldsArray, fieldsById, setup, ctor, toJSON...). The type is detached from its parent meanwhile, as when it is
-// built at once, so the root registers what it did before; if the root's walk has resolved the type's features,
-// those of its fields and oneofs are resolved as the walk would have. Nested types are still added at once: they
-// are properties of their parent (`Type.Nested`) and _handleAdd registers them for lookups.
-// Only the protobufjs copy that @temporalio/proto loads, not @grpc/proto-loader's.
-const PROTOBUF_TYPE_JS = require.resolve('protobufjs/src/type.js');
-const TYPE_FIELDS_EAGER = `    var names = Object.keys(json.fields),
+// protobufjs builds the reflection objects of the whole description when @temporalio/proto is loaded, and resolves
+// the features (field presence, packing, enum closedness...) of all of them when the first type makes its codecs.
+// A command uses a few dozen of those objects. These patches of the protobufjs copy that @temporalio/proto loads
+// (not @grpc/proto-loader's) build them, and resolve their features, when first used instead.
+const PROTOBUF_SRC = dirname(require.resolve('protobufjs/src/type.js'));
+const TYPE_JS = join(PROTOBUF_SRC, 'type.js');
+const OBJECT_JS = join(PROTOBUF_SRC, 'object.js');
+
+// ~740 message types, ~3000 fields, each field a Field added through Type.add (which re-indexes the type's fields
+// at every add); `status` uses the fields of about ten types. Type.fromJSON keeps the description of the fields and
+// oneofs (JSON text, see clientProtos), and the type adds them when its `fields` or `oneofs` is first read:
+// everything in protobufjs reaches them through these two (get, fieldsArray, fieldsById, setup, ctor, toJSON...).
+// The type is detached from its parent meanwhile, as when it is built at once, so the root registers what it did
+// before; if a walk of the root (resolveAll) has resolved the type's features, those of its fields and oneofs are
+// resolved as the walk would have. Nested types are still added at once: they are properties of their parent
+// (`Type.Nested`) and _handleAdd registers them for lookups.
+const LAZY_FIELDS = [
+  [
+    TYPE_JS,
+    `    var names = Object.keys(json.fields),
         i = 0;
     for (; i < names.length; ++i)
         type.add(
@@ -97,14 +115,21 @@ const TYPE_FIELDS_EAGER = `    var names = Object.keys(json.fields),
     if (json.oneofs)
         for (names = Object.keys(json.oneofs), i = 0; i < names.length; ++i)
             type.add(OneOf.fromJSON(names[i], json.oneofs[names[i]]));
-    if (json.nested)`;
-const TYPE_LAZY = [
-  [TYPE_FIELDS_EAGER, `    var names, i;
-    if (json.nested)`],
-  ['    type._defaultEdition = "proto3";  // For backwards-compatibility.\n    return type;', `    type._defaultEdition = "proto3";  // For backwards-compatibility.
+    if (json.nested)`,
+    `    var names, i;
+    if (json.nested)`,
+  ],
+  [
+    TYPE_JS,
+    '    type._defaultEdition = "proto3";  // For backwards-compatibility.\n    return type;',
+    `    type._defaultEdition = "proto3";  // For backwards-compatibility.
     type._lazyJson = json;
-    return type;`],
-  ['Object.defineProperties(Type.prototype, {\n', `function addLazyFields(type) {
+    return type;`,
+  ],
+  [
+    TYPE_JS,
+    'Object.defineProperties(Type.prototype, {\n',
+    `function addLazyFields(type) {
     var json = type._lazyJson, parent = type.parent, names, i,
         fields = typeof json.fields === "string" ? JSON.parse(json.fields) : json.fields,
         oneofs = typeof json.oneofs === "string" ? JSON.parse(json.oneofs) : json.oneofs;
@@ -135,22 +160,70 @@ Object.defineProperties(Type.prototype, {
         get: function() { if (this._lazyJson) addLazyFields(this); return this._oneofs; },
         set: function(oneofs) { this._oneofs = oneofs; }
     },
-`],
-  ['    Namespace.prototype._resolveFeaturesRecursive.call(this, edition);\n    this.oneofsArray.forEach(', `    Namespace.prototype._resolveFeaturesRecursive.call(this, edition);
+`,
+  ],
+  [
+    TYPE_JS,
+    '    Namespace.prototype._resolveFeaturesRecursive.call(this, edition);\n    this.oneofsArray.forEach(',
+    `    Namespace.prototype._resolveFeaturesRecursive.call(this, edition);
     if (this._lazyJson) {
         this._lazyEdition = edition;
         return this;
     }
-    this.oneofsArray.forEach(`],
+    this.oneofsArray.forEach(`,
+  ],
 ];
-const lazyTypeFields = {
-  name: 'lazy-type-fields',
+
+// The first Type#setup walks the root to resolve the features of ~1200 objects. It marks the root instead, and from
+// then on each object resolves its features when they are first read, from its parent's (or its oneof's, or its
+// declaring field's, which resolve first the same way) with the edition the walk would have passed down. Before
+// the mark, features read unresolved, as before the walk.
+const LAZY_FEATURES = [
+  [TYPE_JS, '            root._resolveFeaturesRecursive(edition);\n', '            root._featuresOnDemand = edition;\n'],
+  [
+    OBJECT_JS,
+    'Object.defineProperties(ReflectionObject.prototype, {\n',
+    `function editionOf(object) {
+    for (var ptr = object; ptr; ptr = ptr.parent)
+        if (ptr._edition)
+            return ptr._edition;
+    return null;
+}
+
+Object.defineProperties(ReflectionObject.prototype, {
+    _features: {
+        get: function() {
+            if (!this._featuresResolved && !this._resolvingFeatures) {
+                var onDemand = this.root._featuresOnDemand;
+                if (onDemand) {
+                    this._resolvingFeatures = true;
+                    try {
+                        if (this.declaringField)
+                            this.declaringField._features; // sets this sister field's
+                        this._resolveFeatures(editionOf(this) || onDemand);
+                    } finally {
+                        this._resolvingFeatures = false;
+                    }
+                }
+            }
+            return this._featuresValue;
+        },
+        set: function(features) { this._featuresValue = features; }
+    },
+`,
+  ],
+];
+
+const lazyReflection = {
+  name: 'lazy-reflection',
   setup(b) {
-    b.onLoad({ filter: /[\\/]protobufjs[\\/]src[\\/]type\.js$/ }, (args) => {
-      if (args.path !== PROTOBUF_TYPE_JS) return undefined;
+    const patches = [...LAZY_FIELDS, ...LAZY_FEATURES];
+    b.onLoad({ filter: /[\\/]protobufjs[\\/]src[\\/](type|object)\.js$/ }, (args) => {
+      const mine = patches.filter(([file]) => file === args.path);
+      if (!mine.length) return undefined;
       let source = readFileSync(args.path, 'utf8');
-      for (const [eager, lazy] of TYPE_LAZY) {
-        if (source.split(eager).length !== 2) throw new Error(`${args.path} changed: review lazyTypeFields`);
+      for (const [, eager, lazy] of mine) {
+        if (source.split(eager).length !== 2) throw new Error(`${args.path} changed: review lazyReflection`);
         source = source.replace(eager, () => lazy);
       }
       return { contents: source, loader: 'js' };
@@ -179,7 +252,7 @@ build({
   target: 'node20',
   format: 'cjs',
   external: EXTERNAL,
-  plugins: [clientProtos, lazyServiceCtors, lazyTypeFields, grpcNet],
+  plugins: [clientProtos, lazyServiceCtors, lazyReflection, grpcNet],
   // Less to read at every start; identifiers are not minified, so errors and stack traces read as before.
   minifyWhitespace: true,
   minifySyntax: true,
