@@ -231,6 +231,27 @@ const lazyReflection = {
   },
 };
 
+// long compiles a WebAssembly module when it is loaded (~3 ms) for its 64-bit multiplication, division and
+// remainder, which `status` and `approve` never use (`list` does, for timestamps); compiled at the first use instead.
+const LONG_LAZY_WASM = [
+  ['    var wasm = null;\n    try {\n', '    var wasm;\n    function loadWasm() {\n    wasm = null;\n    try {\n'],
+  ['    } catch {\n      // no wasm support :(\n    }\n', '    } catch {\n      // no wasm support :(\n    }\n    return wasm;\n    }\n'],
+  ['      if (wasm) {\n', '      if (wasm === undefined ? loadWasm() : wasm) {\n', 3],
+];
+const lazyLongWasm = {
+  name: 'lazy-long-wasm',
+  setup(b) {
+    b.onLoad({ filter: /[\\/]node_modules[\\/]long[\\/]umd[\\/]index\.js$/ }, (args) => {
+      let source = readFileSync(args.path, 'utf8');
+      for (const [eager, lazy, count = 1] of LONG_LAZY_WASM) {
+        if (source.split(eager).length !== count + 1) throw new Error(`${args.path} changed: review lazyLongWasm`);
+        source = source.replaceAll(eager, () => lazy);
+      }
+      return { contents: source, loader: 'js' };
+    });
+  },
+};
+
 // grpc-js asks of each address whether it is IPv6 (net.isIPv6), and Node answers with a regular expression that
 // its first use compiles: ~3 ms of every command. An IPv6 address has a colon; other strings need no test.
 const GRPC_NET = `const net = require('node:net');
@@ -252,7 +273,7 @@ build({
   target: 'node20',
   format: 'cjs',
   external: EXTERNAL,
-  plugins: [clientProtos, lazyServiceCtors, lazyReflection, grpcNet],
+  plugins: [clientProtos, lazyServiceCtors, lazyReflection, lazyLongWasm, grpcNet],
   // Less to read at every start; identifiers are not minified, so errors and stack traces read as before.
   minifyWhitespace: true,
   minifySyntax: true,
