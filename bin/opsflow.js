@@ -9,6 +9,6 @@ const path = require('node:path');
 const built = require('./built').distCurrent() && require('./codeCache').requireCached(path.join(__dirname, '../dist/src/cli/main.bundle.js'));
 const main = built ? Promise.resolve(built.exports) : import('tsx').then(() => require('../src/cli/main.ts'));
 main.then((cli) => cli.runCli(process.argv)).then((code) => {
-  if (built) built.save();
+  if (built) built.save({ complete: built.exports.usage.temporal });
   process.exit(code);
 });

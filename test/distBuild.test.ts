@@ -53,7 +53,8 @@ describe('dist/ is used only when current', () => {
 
 describe('the bundled CLI runs through a V8 code cache', () => {
   /** What a new node process (as each CLI command is) gets from bin/codeCache.js, having written the cache if it had to. */
-  const run = (file: string, nodeFlags: string[] = []) => Number(execFileSync(process.execPath, [...nodeFlags, '-e', `const r = require(${JSON.stringify(CODE_CACHE)}).requireCached(${JSON.stringify(file)}); r.save(); console.log(r.exports.answer)`], { encoding: 'utf8' }));
+  const run = (file: string, nodeFlags: string[] = [], complete = true) =>
+    Number(execFileSync(process.execPath, [...nodeFlags, '-e', `const r = require(${JSON.stringify(CODE_CACHE)}).requireCached(${JSON.stringify(file)}); r.save({ complete: ${complete} }); console.log(r.exports.answer)`], { encoding: 'utf8' }));
 
   it('is written by the first run, used as it is by the next, rewritten when V8 refuses it, and never runs a rebuilt bundle', () => {
     const file = path.join(checkout(), 'dist/main.bundle.js');
@@ -72,5 +73,24 @@ describe('the bundled CLI runs through a V8 code cache', () => {
     // The same length, so V8 itself would take the old cache: its date, older than the bundle's, rules it out.
     writeFileSync(file, 'module.exports = { answer: 42 };');
     expect(run(file)).toBe(42);
+  });
+
+  it('written by a run that never reached Temporal (help, a usage error), is written again by the first that does', () => {
+    const file = path.join(checkout(), 'dist/main.bundle.js');
+    const [cache, partial] = [`${file}.cache`, `${file}.cache.partial`];
+    writeFileSync(file, 'module.exports = { answer: 43 };');
+    utimesSync(file, past, past);
+    expect(run(file, [], false)).toBe(43);
+    expect([existsSync(cache), existsSync(partial)]).toEqual([true, true]);
+    const written = new Date(past.getTime() + 1000);
+    utimesSync(cache, written, written);
+    expect(run(file, [], false)).toBe(43);
+    expect(statSync(cache).mtimeMs, 'another such run leaves it').toBeCloseTo(written.getTime(), -1);
+    expect(run(file)).toBe(43);
+    expect(statSync(cache).mtimeMs, 'a run that reached Temporal writes it again').toBeGreaterThan(written.getTime() + 1000);
+    expect(existsSync(partial)).toBe(false);
+    utimesSync(cache, written, written);
+    expect(run(file)).toBe(43);
+    expect(statSync(cache).mtimeMs, 'and from then on it stays').toBeCloseTo(written.getTime(), -1);
   });
 });

@@ -3,6 +3,7 @@ import { Client, Connection, type ConnectionOptions } from '@temporalio/client';
 import { KeyError } from '../codec/keys';
 import { dataConverterFromEnv, targetFromEnv } from '../temporal/connection';
 import { CliError } from './cliError';
+import { usage } from './usage';
 
 /**
  * A connection that is ready once the channel is up, without `Connection.connect`'s first call (GetSystemInfo, for
@@ -19,6 +20,7 @@ class CliConnection extends Connection {
 export async function connect(): Promise<{ client: Client; connection: Connection }> {
   const target = targetFromEnv() ?? { address: '127.0.0.1:7233', namespace: process.env.TEMPORAL_NAMESPACE ?? 'default' };
   const dataConverter = codecSetting(dataConverterFromEnv);
+  usage.temporal = true;
   try {
     const connection = await CliConnection.open({ address: target.address, tls: target.tls, apiKey: target.apiKey, connectTimeoutMs: 5000 });
     return { client: new Client({ connection, namespace: target.namespace, dataConverter }), connection };

@@ -11,6 +11,8 @@ import { registerSandboxCommands } from './sandbox';
 import { registerScheduleCommands } from './scheduleCommands';
 import { registerSigningCommands } from './sign';
 
+export { usage } from './usage';
+
 const me = () => process.env.OPSFLOW_USER ?? userInfo().username;
 const withClient: typeof import('./client').withClient = async (fn) => (await import('./client')).withClient(fn);
 const runs = () => import('./runs');
