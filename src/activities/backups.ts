@@ -331,9 +331,17 @@ export function createBackupActivities(deps: DataDeps & { ssh: SshPool }) {
       const object = loc.dumpKey(input.key);
       const startedAt = new Date().toISOString();
       return beating(async (progress) => {
-        await abortStaleUploads(loc, object);
         progress.phase = 'snapshot';
-        const snapshot = await postgres.snapshot(db, live);
+        // The session's start (psql, a login) and the S3 listing at once.
+        const opening = postgres.snapshot(db, live);
+        opening.catch(() => undefined);
+        try {
+          await abortStaleUploads(loc, object);
+        } catch (err) {
+          void opening.then((s) => s.close(), () => undefined);
+          throw err;
+        }
+        const snapshot = await opening;
         let dumped: Awaited<ReturnType<typeof dumpToS3>>;
         let tables: Record<string, number>;
         try {
@@ -395,9 +403,8 @@ export function createBackupActivities(deps: DataDeps & { ssh: SshPool }) {
      */
     async restoreToScratch(input: { system: string; infrastructure: string; key: string; prepared?: boolean }): Promise<{ key: string; size: number; sha256: string; database: string }> {
       checkKey(input.key);
-      await assertReceiver(deps, input.system, input.infrastructure);
       const loc = location(input.system);
-      const m = await manifestOf(loc, input.key);
+      const [, m] = await Promise.all([assertReceiver(deps, input.system, input.infrastructure), manifestOf(loc, input.key)]);
       if (!m) throw new BackupNotFound(`no complete backup ${input.key} of ${input.system} in s3://${loc.bucket}/${loc.prefix} (a backup without its manifest was interrupted)`);
       // A retry may find the prepared database part-filled by the attempt before it: it starts from a new one.
       const fresh = input.prepared && Context.current().info.attempt === 1;
@@ -460,9 +467,8 @@ export function createBackupActivities(deps: DataDeps & { ssh: SshPool }) {
      * data. A retry after the swap finds the live database bearing this run's marker and only finishes the drop.
      */
     async swapInRestore(input: { system: string; infrastructure: string; key: string }): Promise<{ database: string; resumed: boolean }> {
-      await assertReceiver(deps, input.system, input.infrastructure);
       const loc = location(input.system);
-      const m = await manifestOf(loc, input.key);
+      const [, m] = await Promise.all([assertReceiver(deps, input.system, input.infrastructure), manifestOf(loc, input.key)]);
       if (!m) throw new BackupNotFound(`the manifest of backup ${input.key} is gone`);
       const expected = marker(input.system, input.key, m.sha256);
       const { db, live, incoming, old } = databaseOf(input.system, input.infrastructure);
