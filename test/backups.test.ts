@@ -18,6 +18,7 @@ import { writeDataInventory } from './support/data';
 import { cancelledRun, failureOf, recordHistory, spawnWorker, startWorker, testEnv, unique, waitFor } from './support/harness';
 import { startMoto, type TestMoto } from './support/moto';
 import { startPostgres, type TestPostgres } from './support/postgres';
+import { postgresBinDir } from '../src/sandbox/postgres';
 
 let env: TestWorkflowEnvironment;
 let worker: { stop(): Promise<void> };
@@ -82,7 +83,9 @@ beforeAll(async () => {
   inventory = writeDataInventory({
     aws: { s3test: { region: 'us-east-1', accessKeyIdEnv: 'SYNC_TEST_AWS_KEY', secretAccessKeyEnv: 'SYNC_TEST_AWS_SECRET', endpoint: moto.endpoint } },
     databases: {
-      'blue-db': db(blue, 'SYNC_TEST_PG_BLUE'),
+      // Production's tools from PostgreSQL's own directory (`bin`), the standby's through PATH (Debian's wrapper).
+      'blue-db': db(blue, 'SYNC_TEST_PG_BLUE', { bin: postgresBinDir() }),
+      'blue-nobin': db(blue, 'SYNC_TEST_PG_BLUE', { bin: '/opt/no-postgresql/bin' }),
       // The standby's tools run on a fleet host over SSH, the password reaching them through stdin.
       'green-db': db(green, 'SYNC_TEST_PG_GREEN', {
         runOn: { environment: 'test', host: 'h3' },
@@ -98,6 +101,12 @@ beforeAll(async () => {
         infrastructures: { blue: { aws: 's3test', environment: 'test', database: 'blue-db' }, green: { aws: 's3test', environment: 'test', database: 'green-db' } },
         roles: { production: 'blue', standby: 'green' },
         backups: { account: 's3test', bucket: BUCKET, prefix: 'nightly', retention: { days: 3, keep: 2 } },
+      },
+      // Its tools' directory does not exist.
+      nobin: {
+        infrastructures: { blue: { aws: 's3test', database: 'blue-nobin' }, green: { aws: 's3test', database: 'green-db' } },
+        roles: { production: 'blue', standby: 'green' },
+        backups: { account: 's3test', bucket: BUCKET, prefix: 'nobin' },
       },
       samedb: {
         infrastructures: { blue: { aws: 's3test', database: 'blue-db' }, green: { aws: 's3test', database: 'blue-db' } },
@@ -274,6 +283,8 @@ describe('database sync through S3', () => {
     // Only a parent run sends the signal such a restore waits for.
     const waiting = await failureOf(await start('restoreDatabase', { key: today(), afterBackup: true }));
     expect(waiting).toMatchObject({ type: 'InvalidInput', message: expect.stringContaining('afterBackup: only for a restore started by another run (dataSync)') });
+    // The tools come from the database's `bin` when it names one.
+    expect(await failureOf(await start('backupDatabase', { system: 'nobin', manual: true, failure: { onFailure: 'fail' } }))).toMatchObject({ type: 'ToolMissing', message: expect.stringContaining('/opt/no-postgresql/bin/psql') });
     const manualKey = await failureOf(await start('backupDatabase', { key: '20261121', manual: true }));
     expect(manualKey.message).toContain('key: a manual backup is keyed YYYYMMDDHHMM');
   });

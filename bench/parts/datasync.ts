@@ -24,6 +24,7 @@ import type { Figure } from '../lib/report';
 import { summarize, timed } from '../lib/stats';
 import { startOpsWorker, uniqueId, withTemporal } from '../lib/temporal';
 import { makeTree, startMoto, startPostgres, treeDigest } from '../lib/testSupport';
+import { postgresBinDir } from '../../src/sandbox/postgres';
 import type { Part, PartOutput } from './part';
 
 const BUCKET = 'opsflow-bench';
@@ -70,7 +71,11 @@ export const datasync: Part = {
       await blue.query('gigadb', 'CREATE TABLE dataset (id int PRIMARY KEY, doi text NOT NULL, title text, size bigint, created timestamptz)');
       await blue.query('gigadb', `INSERT INTO dataset SELECT g, '10.5524/' || g, repeat('title ', 1 + g % 7) || g, g * 1024, timestamptz '2020-01-01' + g * interval '1 minute' FROM generate_series(1, ${size.rows}) g`);
       const inventory = path.join(dir, 'inventory.yaml');
-      const db = (pg: typeof blue) => ({ host: pg.host, port: pg.port, database: 'gigadb', user: pg.user, passwordEnv: 'BENCH_PGPASSWORD' });
+      // Every contender runs PostgreSQL's programs from their own directory, not through Debian's Perl wrapper on PATH
+      // (~30 ms a call): opsflow by the inventory's `bin`, the plain ones by path.
+      const bin = postgresBinDir();
+      const pgTool = (name: string) => path.join(bin, name);
+      const db = (pg: typeof blue) => ({ host: pg.host, port: pg.port, database: 'gigadb', user: pg.user, passwordEnv: 'BENCH_PGPASSWORD', bin });
       writeFileSync(
         inventory,
         stringify({
@@ -137,7 +142,7 @@ export const datasync: Part = {
               run: async () => {
                 await green.query('postgres', 'DROP DATABASE IF EXISTS plain WITH (FORCE)');
                 await green.query('postgres', 'CREATE DATABASE plain');
-                await run('sh', ['-c', 'pg_dump -Fc "$@" | pg_restore --exit-on-error -w -h "$H" -p "$P" -U "$U" -d plain', 'sh', ...conn(blue, 'gigadb')], { ...pgEnv, H: green.host, P: String(green.port), U: green.user });
+                await run('sh', ['-c', '"$B/pg_dump" -Fc "$@" | "$B/pg_restore" --exit-on-error -w -h "$H" -p "$P" -U "$U" -d plain', 'sh', ...conn(blue, 'gigadb')], { ...pgEnv, B: bin, H: green.host, P: String(green.port), U: green.user });
               },
             },
             // What a script doing the runbook's two halves would take without any check: the dump to S3 (at opsflow's
@@ -150,10 +155,10 @@ export const datasync: Part = {
                 await green.query('postgres', 'DROP DATABASE IF EXISTS plain WITH (FORCE)');
                 await green.query('postgres', 'CREATE DATABASE plain');
                 const key = `plain/${round}.dump`;
-                const dump = spawn('pg_dump', ['-Fc', '-Z1', ...conn(blue, 'gigadb')], { env: pgEnv, stdio: ['ignore', 'pipe', 'inherit'] });
+                const dump = spawn(pgTool('pg_dump'), ['-Fc', '-Z1', ...conn(blue, 'gigadb')], { env: pgEnv, stdio: ['ignore', 'pipe', 'inherit'] });
                 await Promise.all([new Upload({ client: s3, params: { Bucket: BUCKET, Key: key, Body: dump.stdout } }).done(), exit0(dump, 'pg_dump')]);
                 const body = (await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: key }))).Body as Readable;
-                const restore = spawn('pg_restore', ['--exit-on-error', ...conn(green, 'plain')], { env: pgEnv, stdio: ['pipe', 'ignore', 'inherit'] });
+                const restore = spawn(pgTool('pg_restore'), ['--exit-on-error', ...conn(green, 'plain')], { env: pgEnv, stdio: ['pipe', 'ignore', 'inherit'] });
                 body.pipe(restore.stdin);
                 await exit0(restore, 'pg_restore');
               },
@@ -173,6 +178,7 @@ export const datasync: Part = {
       });
       notes.push(`files: ${size.small} files of 0.2–4 KiB in 210 directories and ${size.large} of ${size.largeMb} MiB, local to local, a fresh destination every round; rclone defaults except opsflow's --checkers 8 --transfers 4`);
       notes.push('files: opsflow also runs `rclone check` (sizes and MD5 of every file, both trees read again) and refuses to finish on a difference; plain sync does neither, hence the sync + check row');
+      notes.push(`database: every contender runs pg_dump, pg_restore and psql from ${bin} (the inventory's \`bin\` for opsflow), not through Debian's wrapper on PATH`);
       notes.push('database: opsflow exports a snapshot and counts every table in it while pg_dump (gzip level 1) streams to S3 (moto_server on loopback) with its sha256, records the ETag, checks the object size and ETag, streams it into pg_restore into a new database with its sha256 checked as it passes, counts rows again and runs the checks, swaps by rename and drops the old data, in two child workflows; the plain pipe and the plain script do none of that');
     } finally {
       moto.stop();

@@ -134,6 +134,11 @@ export class Postgres {
     return env;
   }
 
+  /** A client program, from the database's `bin` directory if it names one. */
+  private program(db: DatabaseConfig, name: 'psql' | 'pg_dump' | 'pg_restore'): string {
+    return db.bin ? `${db.bin.replace(/\/+$/, '')}/${name}` : name;
+  }
+
   private connArgs(db: DatabaseConfig, database: string): string[] {
     return ['-w', '-h', db.host, '-p', String(db.port), '-U', db.user, '-d', database];
   }
@@ -147,7 +152,7 @@ export class Postgres {
   }
 
   private psqlArgv(db: DatabaseConfig, database: string): string[] {
-    return ['psql', '-X', '-q', '-A', '-t', '-F', FIELD, '-0', '-v', 'ON_ERROR_STOP=1', ...this.connArgs(db, database), '-f', '-'];
+    return [this.program(db, 'psql'), '-X', '-q', '-A', '-t', '-F', FIELD, '-0', '-v', 'ON_ERROR_STOP=1', ...this.connArgs(db, database), '-f', '-'];
   }
 
   /** Runs SQL with psql (stopping at the first error) and returns its rows as text fields. */
@@ -324,12 +329,12 @@ $opsflow$;\n${drop}`,
 
   /** pg_dump in the custom format (compressed at the database's dumpCompression, restorable table by table) on stdout. */
   dump(db: DatabaseConfig, database: string, opts: { snapshot?: string } = {}): Promise<ToolProcess> {
-    return this.tools.start(db.runOn, { argv: ['pg_dump', '-Fc', `-Z${db.dumpCompression}`, ...(opts.snapshot ? [`--snapshot=${opts.snapshot}`] : []), ...this.connArgs(db, database)], env: this.env(db) });
+    return this.tools.start(db.runOn, { argv: [this.program(db, 'pg_dump'), '-Fc', `-Z${db.dumpCompression}`, ...(opts.snapshot ? [`--snapshot=${opts.snapshot}`] : []), ...this.connArgs(db, database)], env: this.env(db) });
   }
 
   /** pg_restore of a custom-format dump from `input` into `database`, stopping at the first error. */
   restore(db: DatabaseConfig, database: string, input: Readable, opts: { timeoutMs: number; signal?: AbortSignal }): Promise<ToolResult> {
-    return this.tools.run(db.runOn, { argv: ['pg_restore', '--exit-on-error', ...this.connArgs(db, database)], env: this.env(db) }, { input, timeoutMs: opts.timeoutMs, signal: opts.signal });
+    return this.tools.run(db.runOn, { argv: [this.program(db, 'pg_restore'), '--exit-on-error', ...this.connArgs(db, database)], env: this.env(db) }, { input, timeoutMs: opts.timeoutMs, signal: opts.signal });
   }
 
   /**

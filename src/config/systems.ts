@@ -46,6 +46,12 @@ export const databaseSchema = z.strictObject({
   passwordEnv: envVarName.optional(),
   /** Run the tools on this host over SSH; absent: on the worker. */
   runOn: runOnSchema.optional(),
+  /**
+   * The directory of psql, pg_dump and pg_restore where the tools run; absent: found on PATH. On Debian and Ubuntu
+   * those on PATH are postgresql-common's Perl wrapper, ~30 ms a call before the program starts;
+   * /usr/lib/postgresql/<version>/bin holds the programs themselves.
+   */
+  bin: z.string().regex(/^\/[^\0\n]*$/, 'an absolute directory').optional(),
   /** Verification after a restore or migration, besides comparing row counts per table. */
   checks: z.array(checkQuerySchema).default([]),
   /**
