@@ -31,8 +31,9 @@ export async function backupAndRestore(rb: Runbook, o: BackupAndRestore): Promis
     return { backup, restore: await rb.track(o.names.restore, () => executeChild(restoreDatabase, { workflowId: o.ids.restore, args: [o.restore] })) };
   }
   const restoreScope = new CancellationScope();
-  const child = await restoreScope.run(() => startChild(restoreDatabase, { workflowId: o.ids.restore, args: [{ ...o.restore, afterBackup: true }] }));
-  const restored = rb.track(o.names.restore, () => child.result());
+  // Both children start in the same workflow task: the backup does not wait for the restore to have started.
+  const starting = restoreScope.run(() => startChild(restoreDatabase, { workflowId: o.ids.restore, args: [{ ...o.restore, afterBackup: true }] }));
+  const restored = rb.track(o.names.restore, async () => (await starting).result());
   restored.catch(() => undefined);
   let backup: BackupDatabaseResult;
   try {
@@ -42,7 +43,9 @@ export async function backupAndRestore(rb: Runbook, o: BackupAndRestore): Promis
     await restored.catch(() => undefined);
     throw err;
   }
-  // A restore that has already ended (it failed) cannot be signalled: its own failure is the one to report.
+  // A restore that could not start, or has already ended (it failed), cannot be signalled: its own failure is the
+  // one to report.
+  const child = await starting;
   await child.signal(backupDone, { key: o.restore.key }).catch((err: unknown) => restored.then(() => Promise.reject(err)));
   return { backup, restore: await restored };
 }

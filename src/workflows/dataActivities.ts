@@ -22,8 +22,8 @@ export const long = proxyActivities<Activities>({
 });
 
 /**
- * The long steps that write where their undo cleans up (rclone into the standby's files, pg_restore into the
- * scratch database): a cancelled run waits until the activity has stopped its tool and said so, so the undo never
+ * The long steps that write where their undo cleans up (rclone into the standby's files, the scratch database's
+ * creation and pg_restore into it): a cancelled run waits until the activity has stopped its tool and said so, so the undo never
  * runs beside a step that is still writing.
  */
 export const stoppable = activitiesFor(12 * 3600_000, LONG_RETRY, { cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED });

@@ -55,8 +55,9 @@ export async function restoreDatabase(rawInput: RestoreDatabaseInput): Promise<R
     // A restore that fails or is cancelled half-way leaves a partial database to drop; the live one is untouched.
     rb.compensate('drop the restored database', () => long.dropRestore({ system, infrastructure }));
     if (input.afterBackup) {
-      // Creating a database takes a while: done while the backup runs rather than after it.
-      await rb.step(`create the new database beside ${plan.database.name}`, () => long.prepareRestore({ system, infrastructure }), { required: true });
+      // Creating a database takes a while: done while the backup runs rather than after it. A cancelled run waits
+      // for the creation to end, so that its undo does not drop the database before it exists.
+      await rb.step(`create the new database beside ${plan.database.name}`, () => stoppable.prepareRestore({ system, infrastructure }), { required: true });
       await rb.track(`wait for backup ${key}`, () => condition(() => backedUp));
     }
     // Only a first try restores into the prepared database: a retry after a failure starts from a new one.
