@@ -66,6 +66,29 @@ const clientProtos = {
   },
 };
 
+/**
+ * An esbuild plugin that edits the source of the files `filter` matches: each patch [text, replacement, count = 1]
+ * must find its text exactly `count` times, or the build fails (the package changed: review the patch).
+ * `patchesFor(path)` gives a file's patches; a file with none is bundled as it is.
+ */
+function sourcePatch(name, filter, patchesFor) {
+  return {
+    name,
+    setup(b) {
+      b.onLoad({ filter }, (args) => {
+        const patches = patchesFor(args.path);
+        if (!patches.length) return undefined;
+        let source = readFileSync(args.path, 'utf8');
+        for (const [eager, lazy, count = 1] of patches) {
+          if (source.split(eager).length !== count + 1) throw new Error(`${args.path} changed: review ${name}`);
+          source = source.replaceAll(eager, () => lazy);
+        }
+        return { contents: source, loader: 'js' };
+      });
+    },
+  };
+}
+
 // protobufjs's Service.create resolves every method of the service (its path, its request and response types: two
 // lookups) and generates the constructor of every request and response type when a client is made (Connection
 // makes three services, 137 methods, WorkflowService 123 of them): ~270 lookups and about as many generated
@@ -78,19 +101,7 @@ const SERVICE_LAZY = [
   ],
   ['})(method, method.resolvedRequestType.ctor, method.resolvedResponseType.ctor);', '})(method);'],
 ];
-const lazyServiceCtors = {
-  name: 'lazy-service-ctors',
-  setup(b) {
-    b.onLoad({ filter: /[\\/]protobufjs[\\/]src[\\/]service\.js$/ }, (args) => {
-      let source = readFileSync(args.path, 'utf8');
-      for (const [eager, lazy] of SERVICE_LAZY) {
-        if (source.split(eager).length !== 2) throw new Error(`${args.path} changed: review lazyServiceCtors`);
-        source = source.replace(eager, () => lazy);
-      }
-      return { contents: source, loader: 'js' };
-    });
-  },
-};
+const lazyServiceCtors = sourcePatch('lazy-service-ctors', /[\\/]protobufjs[\\/]src[\\/]service\.js$/, () => SERVICE_LAZY);
 
 // protobufjs builds the reflection objects of the whole description when @temporalio/proto is loaded, and resolves
 // the features (field presence, packing, enum closedness...) of all of them when the first type makes its codecs.
@@ -221,22 +232,9 @@ Object.defineProperties(ReflectionObject.prototype, {
   ],
 ];
 
-const lazyReflection = {
-  name: 'lazy-reflection',
-  setup(b) {
-    const patches = [...LAZY_FIELDS, ...LAZY_FEATURES];
-    b.onLoad({ filter: /[\\/]protobufjs[\\/]src[\\/](type|object)\.js$/ }, (args) => {
-      const mine = patches.filter(([file]) => file === args.path);
-      if (!mine.length) return undefined;
-      let source = readFileSync(args.path, 'utf8');
-      for (const [, eager, lazy] of mine) {
-        if (source.split(eager).length !== 2) throw new Error(`${args.path} changed: review lazyReflection`);
-        source = source.replace(eager, () => lazy);
-      }
-      return { contents: source, loader: 'js' };
-    });
-  },
-};
+const lazyReflection = sourcePatch('lazy-reflection', /[\\/]protobufjs[\\/]src[\\/](type|object)\.js$/, (path) =>
+  [...LAZY_FIELDS, ...LAZY_FEATURES].filter(([file]) => file === path).map(([, eager, lazy]) => [eager, lazy]),
+);
 
 // long compiles a WebAssembly module when it is loaded (~3 ms) for its 64-bit multiplication, division and
 // remainder, which `status` and `approve` never use (`list` does, for timestamps); compiled at the first use instead.
@@ -245,19 +243,7 @@ const LONG_LAZY_WASM = [
   ['    } catch {\n      // no wasm support :(\n    }\n', '    } catch {\n      // no wasm support :(\n    }\n    return wasm;\n    }\n'],
   ['      if (wasm) {\n', '      if (wasm === undefined ? loadWasm() : wasm) {\n', 3],
 ];
-const lazyLongWasm = {
-  name: 'lazy-long-wasm',
-  setup(b) {
-    b.onLoad({ filter: /[\\/]node_modules[\\/]long[\\/]umd[\\/]index\.js$/ }, (args) => {
-      let source = readFileSync(args.path, 'utf8');
-      for (const [eager, lazy, count = 1] of LONG_LAZY_WASM) {
-        if (source.split(eager).length !== count + 1) throw new Error(`${args.path} changed: review lazyLongWasm`);
-        source = source.replaceAll(eager, () => lazy);
-      }
-      return { contents: source, loader: 'js' };
-    });
-  },
-};
+const lazyLongWasm = sourcePatch('lazy-long-wasm', /[\\/]node_modules[\\/]long[\\/]umd[\\/]index\.js$/, () => LONG_LAZY_WASM);
 
 // grpc-js asks of each address whether it is IPv6 (net.isIPv6), and Node answers with a regular expression that
 // its first use compiles: ~3 ms of every command. An IPv6 address has a colon; other strings need no test.
