@@ -68,6 +68,22 @@ async function resetStandby(): Promise<void> {
 const databasesOn = async (pg: TestPostgres) => (await pg.query<{ datname: string }>('postgres', `SELECT datname FROM pg_database WHERE datname LIKE 'gigadb%' ORDER BY 1`)).map((r) => r.datname);
 const manifest = async (key: string) => JSON.parse(await ((await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: `${PREFIX}${key}.json` }))).Body as { transformToString(): Promise<string> }).transformToString()) as BackupManifest;
 const today = () => backupKeyFor(new Date(), 'Europe/London', 'scheduled');
+/** Production's pg_dump and psql processes (the worker runs them on this machine). */
+const productionTools = () => execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' }).split('\n').filter((l) => /(^|\/)(pg_dump|psql) /.test(l) && l.includes(` ${blue.port} `));
+
+/** An exclusive lock on production's `author` table, which a dump and a row count wait for, held until released. */
+async function lockAuthor(): Promise<{ release(): Promise<void> }> {
+  const lock = new Client({ host: blue.host, port: blue.port, user: blue.user, password: blue.password, database: 'gigadb' });
+  await lock.connect();
+  try {
+    await lock.query('BEGIN');
+    await lock.query('LOCK TABLE author IN ACCESS EXCLUSIVE MODE');
+  } catch (err) {
+    await lock.end();
+    throw err;
+  }
+  return { release: () => lock.end() };
+}
 
 beforeAll(async () => {
   env = await testEnv();
@@ -324,11 +340,8 @@ describe('database sync through S3', () => {
     await resetStandby();
     const old = await fingerprint(green);
     // A lock the dump must wait for keeps the backup running until the test has looked.
-    const lock = new Client({ host: blue.host, port: blue.port, user: blue.user, password: blue.password, database: 'gigadb' });
-    await lock.connect();
+    const lock = await lockAuthor();
     try {
-      await lock.query('BEGIN');
-      await lock.query('LOCK TABLE author IN ACCESS EXCLUSIVE MODE');
       const waiting = async (key: string) => {
         const sync = await start('dataSync', { stores: ['database'], key, failure: { onFailure: 'fail' } });
         const restore = env.client.workflow.getHandle(`${sync.workflowId}/restore-${key}`);
@@ -352,10 +365,9 @@ describe('database sync through S3', () => {
       expect(await databasesOn(green)).toEqual(['gigadb']);
       // The backups' pg_dump and psql learn of their runs' end at their next heartbeat, and stop: once they have,
       // releasing the lock lets nothing through.
-      const dumping = () => execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' }).split('\n').filter((l) => /(^|\/)(pg_dump|psql) /.test(l) && l.includes(` ${blue.port} `));
-      await waitFor(() => dumping().length === 0, 'the stopped backups to stop their tools', 60_000);
+      await waitFor(() => productionTools().length === 0, 'the stopped backups to stop their tools', 60_000);
     } finally {
-      await lock.end();
+      await lock.release();
     }
     expect(await fingerprint(green)).toEqual(old);
     for (const key of ['20200201', '20200202']) {
@@ -366,26 +378,22 @@ describe('database sync through S3', () => {
   });
 
   it("a backup whose row count fails stops its dump at once, and reports the count's error", async () => {
-    const lock = new Client({ host: blue.host, port: blue.port, user: blue.user, password: blue.password, database: 'gigadb' });
-    await lock.connect();
-    const tools = () => execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' }).split('\n').filter((l) => /(^|\/)(pg_dump|psql) /.test(l) && l.includes(` ${blue.port} `));
+    // Both will wait for the lock: the count in the snapshot's session, and pg_dump.
+    const lock = await lockAuthor();
     try {
-      // Both will wait for the lock: the count in the snapshot's session, and pg_dump.
-      await lock.query('BEGIN');
-      await lock.query('LOCK TABLE author IN ACCESS EXCLUSIVE MODE');
       // A key of its own: one backed up already would be reused, not dumped.
       const h = await start('backupDatabase', { key: '202002030000', manual: true, failure: { onFailure: 'fail' } });
       const counting = async () => (await blue.query<{ pid: number }>('postgres', `SELECT pid FROM pg_stat_activity WHERE datname = 'gigadb' AND query LIKE '%count(*)%' AND wait_event_type = 'Lock'`))[0];
-      const { pid } = await waitFor(async () => (tools().some((l) => l.includes('pg_dump')) ? counting() : undefined), 'the count and the dump to wait for the lock', 60_000);
+      const { pid } = await waitFor(async () => (productionTools().some((l) => l.includes('pg_dump')) ? counting() : undefined), 'the count and the dump to wait for the lock', 60_000);
       await blue.query('postgres', `SELECT pg_terminate_backend(${pid})`);
-      await waitFor(() => !tools().some((l) => l.includes('pg_dump')), 'pg_dump to be stopped', 10_000);
+      await waitFor(() => !productionTools().some((l) => l.includes('pg_dump')), 'pg_dump to be stopped', 10_000);
       const failure = await waitFor(async () => (await h.describe()).raw.pendingActivities?.[0]?.lastFailure?.message, 'the attempt to fail', 30_000);
       expect(failure).toContain('psql on gigadb');
       expect(failure).toContain('terminating connection due to administrator command');
       await h.terminate('test over');
-      await waitFor(() => tools().length === 0, 'the stopped backup to stop its tools', 60_000);
+      await waitFor(() => productionTools().length === 0, 'the stopped backup to stop its tools', 60_000);
     } finally {
-      await lock.end();
+      await lock.release();
     }
   });
 

@@ -434,27 +434,26 @@ export function createBackupActivities(deps: DataDeps & { ssh: SshPool }) {
       const { db, incoming } = databaseOf(input.system, input.infrastructure);
       return beating(async (progress) => {
         progress.phase = 'row counts and checks';
-        const problemsOf = ({ counts, checks }: { counts: Record<string, number>; checks: CheckOutcome[] }): string[] => {
-          const problems: string[] = [];
+        const problems: string[] = [];
+        const judge = ({ counts, checks }: { counts: Record<string, number>; checks: CheckOutcome[] }) => {
           for (const [table, n] of Object.entries(m.tables)) {
             if (!(table in counts)) problems.push(`${table}: missing`);
             else if (counts[table] !== n) problems.push(`${table}: ${counts[table]} rows, the backup has ${n}`);
           }
           for (const table of Object.keys(counts)) if (!(table in m.tables)) problems.push(`${table}: not in the backup`);
           for (const c of checks.filter((x) => !x.ok)) problems.push(`check ${c.name}: got ${c.value ?? 'no row'}${c.expect !== undefined ? `, want ${c.expect}` : ''}`);
-          return problems;
+          // Marked verified in the same session, only when nothing is wrong.
+          return problems.length ? undefined : marker(input.system, input.key, m.sha256);
         };
         let found;
         try {
-          // Marked verified in the same session, only when nothing is wrong.
-          found = await postgres.rowCountsAndChecks(db, incoming, db.checks, { signal: Context.current().cancellationSignal, comment: (f) => (problemsOf(f).length ? undefined : marker(input.system, input.key, m.sha256)) });
+          found = await postgres.rowCountsAndChecks(db, incoming, db.checks, { signal: Context.current().cancellationSignal, comment: judge });
         } catch (err) {
           // Asked only when the session failed: the happy path opens one connection, not two.
           if (!(await postgres.databases(db, [incoming]))[incoming]) throw new RestoreMissing(`${incoming} does not exist: restore it again`);
           throw err;
         }
         const { counts, checks } = found;
-        const problems = problemsOf(found);
         if (problems.length) {
           throw new VerifyFailed(`the restore of ${input.key} into ${incoming} does not match the backup (${problems.length} problem(s)): ${problems.slice(0, 10).join('; ')}${problems.length > 10 ? '; …' : ''}; the live database was not touched`);
         }
